@@ -1,0 +1,3 @@
+// Package audit writes and verifies the signed, tamper-evident log of what
+// every command did.
+package audit

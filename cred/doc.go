@@ -1,0 +1,3 @@
+// Package cred issues short-lived credentials from providers, revokes them,
+// and redacts their values from output.
+package cred

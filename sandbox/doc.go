@@ -1,0 +1,3 @@
+// Package sandbox runs one command in a fresh libcontainer container and
+// tears it down afterwards.
+package sandbox
