@@ -1,0 +1,113 @@
+package sandbox
+
+import (
+	"io"
+	"os"
+	"time"
+)
+
+// Spec is one command to run in a fresh container. It is plain data. The
+// zero value of every field is the most restrictive choice: no writable
+// paths, no network, no environment, stdin from /dev/null, output discarded,
+// default limits.
+type Spec struct {
+	// Argv is the program and its arguments, resolved inside the sandbox
+	// with Env's PATH. Required.
+	Argv []string
+	// Env is the child's environment, exactly.
+	Env []string
+	// Cwd is the working directory inside the sandbox (host paths are kept
+	// as they are); empty means Workspace.
+	Cwd string
+	// Workspace is mounted read-write at its host path. Required.
+	Workspace string
+	// Writable are extra host paths mounted read-write at their own path
+	// (policy grants). They must exist.
+	Writable []string
+	// Hidden are host paths that must not be visible inside, even when they
+	// lie under a mounted path (secret directories, agentexec's own state
+	// and config). Missing paths are ignored.
+	Hidden []string
+	// Home is the caller's home directory, mounted read-only (with Hidden
+	// applied) so that tools find their configuration; empty means none.
+	Home string
+	// Mounts are extra bind mounts chosen by agentexec itself (its own
+	// binary for helper entry points, a credential socket directory).
+	Mounts []Mount
+	// Files are written into the sandbox's private tmpfs before the command
+	// starts, at the given absolute path under /tmp or /run; used for
+	// credentials delivered as files. They never touch the host disk.
+	Files map[string][]byte
+
+	// NetNS is the path of an existing network namespace to join (one that
+	// agentexec's egress proxy serves). Empty means a new namespace with
+	// loopback only.
+	NetNS string
+
+	// Limits are the cgroup and rlimit ceilings; zero fields take the
+	// documented defaults.
+	Limits Limits
+	// Timeout is the wall-clock limit; zero means the default.
+	Timeout time.Duration
+
+	// Stdin is the child's input; nil means /dev/null.
+	Stdin io.Reader
+	// Stdout and Stderr receive the child's output; nil discards it. When
+	// they are *os.File the descriptors are handed to the child directly.
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// TTY asks for a pseudo-terminal inside the sandbox as the child's
+	// stdio; Stdin and Stdout are then copied to and from its master, and
+	// Stderr is unused.
+	TTY bool
+	// WinSize is the initial terminal size when TTY is set.
+	WinSize WinSize
+	// Resize delivers later window sizes when TTY is set.
+	Resize <-chan WinSize
+	// Signals are forwarded to the command (through the container's init,
+	// which passes them on to the whole foreground process group).
+	Signals <-chan os.Signal
+}
+
+// Mount is one extra bind mount.
+type Mount struct {
+	Source, Dest string
+	Writable     bool
+}
+
+// Limits bound what one command may use. Zero means the default.
+type Limits struct {
+	MemoryBytes int64   // cgroup memory limit
+	Pids        int64   // cgroup pids limit
+	CPUs        float64 // CPU quota, in cores
+}
+
+// WinSize is a terminal size in character cells.
+type WinSize struct {
+	Rows, Cols uint16
+}
+
+// Result is how the command ended.
+type Result struct {
+	// ExitCode is the child's exit status, or 128+N when killed by signal N.
+	ExitCode int
+	// Signal is the signal that killed the child, or 0.
+	Signal int
+	// TimedOut says the wall-clock limit ended the command.
+	TimedOut bool
+	Duration time.Duration
+	// MaxRSSBytes, UserTime and SystemTime are the resource usage of the
+	// command's processes, where the host reports them.
+	MaxRSSBytes          int64
+	UserTime, SystemTime time.Duration
+	// Phases are how long each step of running the container took, for
+	// benchmarks and the audit record.
+	Phases []Phase
+}
+
+// Phase is one timed step.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+}
