@@ -12,6 +12,8 @@ import (
 	"encoding/pem"
 
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
@@ -142,7 +144,7 @@ func (h *testHost) listen(t *testing.T, port int) net.Listener {
 // serve runs handler on ln until the test ends.
 func serve(t *testing.T, ln net.Listener, cfg *tls.Config, handler http.Handler) {
 	t.Helper()
-	srv := &http.Server{Handler: handler, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		if cfg != nil {
 			srv.ServeTLS(ln, "", "")

@@ -1,0 +1,545 @@
+package egress
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// webFixture is a test host serving HTTPS on 443 and HTTP on 80 with a
+// certificate for every name the tests use, and a resolver mapping those
+// names to it.
+type webFixture struct {
+	host *testHost
+	cert *testCert
+	dns  mapResolver
+}
+
+const helloBody = "hello from the test host"
+
+func newWeb(t *testing.T) *webFixture {
+	t.Helper()
+	h := newTestHost(t)
+	names := []string{"api.test", "other.test", "example.com", "sub.example.com", "a.b.example.com", "evilexample.com"}
+	cert := newTestCert(t, names...)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(make([]byte, 1<<20))
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%s %s %s", helloBody, r.Method, r.Host)
+	})
+	serve(t, h.listen(t, 443), &tls.Config{Certificates: []tls.Certificate{cert.tls}}, handler)
+	serve(t, h.listen(t, 80), nil, handler)
+	dns := mapResolver{
+		"loopback.test":  {"127.0.0.1"},
+		"metadata.test":  {"169.254.169.254"},
+		"private.test":   {"10.1.2.3"},
+		"rebinding.test": {h.addr.String(), "127.0.0.1"},
+		"v6meta.test":    {"fd00:ec2::254"},
+	}
+	for _, n := range names {
+		dns[n] = []string{h.addr.String()}
+	}
+	return &webFixture{host: h, cert: cert, dns: dns}
+}
+
+func (w *webFixture) curl(t *testing.T, p *Proxy, args ...string) (string, string, error) {
+	t.Helper()
+	argv := append([]string{"curl", "-fsS", "--max-time", "20", "--cacert", w.cert.pemCA}, args...)
+	return runInside(t, p, nil, argv...)
+}
+
+// TestCurlThroughProxy is the acceptance table: what a program inside the
+// proxy's namespace can and cannot reach, what it is told, and what the
+// proxy records.
+func TestCurlThroughProxy(t *testing.T) {
+	web := newWeb(t)
+	tests := []struct {
+		name   string
+		grants []Grant
+		args   []string
+		ok     bool
+		host   string // recorded destination
+		stderr string // regexp the refusal line must match
+	}{
+		{
+			name:   "granted https",
+			grants: []Grant{{Host: "api.test", Rule: "api"}},
+			args:   []string{"https://api.test/"},
+			ok:     true, host: "api.test",
+		},
+		{
+			name:   "ungranted https",
+			grants: []Grant{{Host: "api.test", Rule: "api"}},
+			args:   []string{"https://other.test/"},
+			host:   "other.test",
+			stderr: `agentexec: network: refused CONNECT other\.test:443 \(no grant; a rule would need network: \[other\.test:443\]\)`,
+		},
+		{
+			name:   "granted plain http",
+			grants: []Grant{{Host: "api.test"}},
+			args:   []string{"http://api.test/"},
+			ok:     true, host: "api.test",
+		},
+		{
+			name:   "wildcard allows a subdomain",
+			grants: []Grant{{Host: "*.example.com", Rule: "ex"}},
+			args:   []string{"https://sub.example.com/"},
+			ok:     true, host: "sub.example.com",
+		},
+		{
+			name:   "wildcard allows a deeper subdomain",
+			grants: []Grant{{Host: "*.example.com", Rule: "ex"}},
+			args:   []string{"https://a.b.example.com/"},
+			ok:     true, host: "a.b.example.com",
+		},
+		{
+			name:   "wildcard refuses the look-alike",
+			grants: []Grant{{Host: "*.example.com", Rule: "ex"}},
+			args:   []string{"https://evilexample.com/"},
+			host:   "evilexample.com",
+			stderr: `refused CONNECT evilexample\.com:443 \(no grant`,
+		},
+		{
+			name:   "wildcard refuses the bare domain",
+			grants: []Grant{{Host: "*.example.com", Rule: "ex"}},
+			args:   []string{"https://example.com/"},
+			host:   "example.com",
+			stderr: `refused CONNECT example\.com:443 \(no grant`,
+		},
+		{
+			name:   "granted name resolving to loopback",
+			grants: []Grant{{Host: "loopback.test", Rule: "lb"}},
+			args:   []string{"https://loopback.test/"},
+			host:   "loopback.test",
+			stderr: `refused CONNECT loopback\.test:443 \(loopback\.test resolves to 127\.0\.0\.1, a loopback address; a rule would need network: \[127\.0\.0\.1:443\]\)`,
+		},
+		{
+			name:   "granted name resolving to cloud metadata",
+			grants: []Grant{{Host: "metadata.test"}},
+			args:   []string{"http://metadata.test/latest/meta-data/"},
+			host:   "metadata.test",
+			stderr: `refused GET metadata\.test:80 \(metadata\.test resolves to 169\.254\.169\.254, a cloud metadata address`,
+		},
+		{
+			name:   "granted name resolving to IPv6 metadata",
+			grants: []Grant{{Host: "v6meta.test"}},
+			args:   []string{"https://v6meta.test/"},
+			host:   "v6meta.test",
+			stderr: `resolves to fd00:ec2::254, a cloud metadata address`,
+		},
+		{
+			name:   "granted name resolving to a private address",
+			grants: []Grant{{Host: "private.test"}},
+			args:   []string{"https://private.test/"},
+			host:   "private.test",
+			stderr: `resolves to 10\.1\.2\.3, a private address`,
+		},
+		{
+			name:   "one internal address among public ones",
+			grants: []Grant{{Host: "rebinding.test"}},
+			args:   []string{"https://rebinding.test/"},
+			host:   "rebinding.test",
+			stderr: `resolves to 127\.0\.0\.1, a loopback address`,
+		},
+		{
+			name:   "metadata address literal",
+			grants: []Grant{{Any: true, Name: "everything"}},
+			args:   []string{"http://169.254.169.254/latest/meta-data/"},
+			host:   "169.254.169.254",
+			stderr: `refused GET 169\.254\.169\.254:80 \(169\.254\.169\.254 is a cloud metadata address; a rule would need network: \[169\.254\.169\.254:80\]\)`,
+		},
+		{
+			name:   "port not granted",
+			grants: []Grant{{Host: "api.test", Ports: []int{443}, Rule: "api"}},
+			args:   []string{"http://api.test/"},
+			host:   "api.test",
+			stderr: `refused GET api\.test:80 \(rule "api" \(api\.test\) allows ports 443 only; a rule would need network: \[api\.test:80\]\)`,
+		},
+		{
+			name:   "method limited grant allows GET",
+			grants: []Grant{{Host: "api.test", Methods: []string{"get"}}},
+			args:   []string{"http://api.test/"},
+			ok:     true, host: "api.test",
+		},
+		{
+			name:   "method limited grant refuses POST",
+			grants: []Grant{{Host: "api.test", Methods: []string{"GET"}, Rule: "ro"}},
+			args:   []string{"-d", "secret=1", "http://api.test/"},
+			host:   "api.test",
+			stderr: `refused POST api\.test:80 \(rule "ro" \(api\.test\) allows only GET; a rule would need network: \[api\.test:80\] with methods: \[POST\]\)`,
+		},
+		{
+			name:   "method limited grant refuses a tunnel",
+			grants: []Grant{{Host: "api.test", Methods: []string{"GET"}, Rule: "ro"}},
+			args:   []string{"https://api.test/"},
+			host:   "api.test",
+			stderr: `refused CONNECT api\.test:443 \(rule "ro" \(api\.test\) allows only GET; an HTTPS tunnel hides the method`,
+		},
+		{
+			name:   "method limited grant listing CONNECT allows a tunnel",
+			grants: []Grant{{Host: "api.test", Methods: []string{"GET", "CONNECT"}}},
+			args:   []string{"https://api.test/"},
+			ok:     true, host: "api.test",
+		},
+		{
+			name:   "any grant reaches a public name",
+			grants: []Grant{{Any: true, Name: "open"}},
+			args:   []string{"https://other.test/"},
+			ok:     true, host: "other.test",
+		},
+		{
+			name:   "unknown name",
+			grants: []Grant{{Host: "nowhere.test"}},
+			args:   []string{"https://nowhere.test/"},
+			host:   "nowhere.test",
+			stderr: `agentexec: network: CONNECT nowhere\.test:443 failed \(cannot resolve nowhere\.test`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, refused := startProxy(t, Config{Grants: tc.grants, Resolver: web.dns})
+			out, errOut, err := web.curl(t, p, tc.args...)
+			stats := p.Close()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("curl %v: %v\nstderr: %s\nproxy: %s", tc.args, err, errOut, refused)
+				}
+				if !strings.HasPrefix(out, helloBody) {
+					t.Errorf("got body %q, want it to start with %q", out, helloBody)
+				}
+			} else {
+				if err == nil {
+					t.Fatalf("curl %v succeeded with %q, want failure", tc.args, out)
+				}
+				if strings.Contains(out, helloBody) {
+					t.Errorf("got body %q from a refused destination", out)
+				}
+				if !regexp.MustCompile(tc.stderr).MatchString(refused.String()) {
+					t.Errorf("got refusal output %q, want a match for %q", refused.String(), tc.stderr)
+				}
+				if n := strings.Count(refused.String(), "\n"); n != 1 {
+					t.Errorf("got %d refusal lines, want 1: %q", n, refused.String())
+				}
+			}
+			rec, found := findRecord(stats, tc.host)
+			if !found {
+				t.Fatalf("no record for %s in %+v", tc.host, stats.Connections)
+			}
+			if rec.Allowed != tc.ok && rec.Error == "" {
+				t.Errorf("got record allowed=%v, want %v: %+v", rec.Allowed, tc.ok, rec)
+			}
+			if tc.ok && (rec.BytesUp == 0 || rec.BytesDown == 0 || rec.Addr == "") {
+				t.Errorf("got record %+v, want bytes both ways and the dialled address", rec)
+			}
+			if !tc.ok && rec.BytesDown != 0 {
+				t.Errorf("got %d bytes down for a refused destination", rec.BytesDown)
+			}
+		})
+	}
+}
+
+// TestNoRouteAroundProxy checks what a program that ignores the proxy
+// variables gets: nothing. The test host is reachable from the host's
+// namespace (the control), and not from the proxy's.
+func TestNoRouteAroundProxy(t *testing.T) {
+	web := newWeb(t)
+	p, _ := startProxy(t, Config{Grants: []Grant{{Host: "api.test"}}, Resolver: web.dns})
+	target := net.JoinHostPort(web.host.addr.String(), "443")
+
+	control, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		t.Fatalf("control: test host unreachable from the host namespace: %v", err)
+	}
+	control.Close()
+
+	t.Run("curl --noproxy", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--noproxy", "*", "https://api.test/"},
+			{"--noproxy", "*", "--resolve", "api.test:443:" + web.host.addr.String(), "https://api.test/"},
+		} {
+			if out, errOut, err := web.curl(t, p, args...); err == nil {
+				t.Errorf("curl %v: got success %q, want failure", args, out)
+			} else if strings.Contains(out, helloBody) {
+				t.Errorf("curl %v: got body %q (stderr %q)", args, out, errOut)
+			}
+		}
+	})
+	t.Run("raw tcp", func(t *testing.T) {
+		c, err := dialInside(t, p, target)
+		if err == nil {
+			c.Close()
+			t.Fatalf("got a TCP connection to %s from inside, want no route", target)
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		err := inNamespace(t, p.NetNSPath(), func() error {
+			c, err := net.Dial("udp4", net.JoinHostPort(web.host.addr.String(), "53"))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("exfiltrate"))
+			return err
+		})
+		if err == nil {
+			t.Fatal("got a UDP datagram sent to the test host from inside, want no route")
+		}
+	})
+	t.Run("dns to the host's resolver", func(t *testing.T) {
+		servers := nameservers(t)
+		// Guard before sending: inside, only loopback may exist.
+		ifaces := interfacesInside(t, p)
+		if len(ifaces) != 1 || ifaces[0] != "lo" {
+			t.Fatalf("got interfaces %v inside the proxy namespace, want only lo", ifaces)
+		}
+		for _, s := range servers {
+			err := inNamespace(t, p.NetNSPath(), func() error {
+				c, err := net.Dial("udp", net.JoinHostPort(s, "53"))
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				// A standard query for example.com A.
+				q := []byte{0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1}
+				if _, err := c.Write(q); err != nil {
+					return err
+				}
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				_, err = c.Read(make([]byte, 512))
+				return err
+			})
+			if err == nil {
+				t.Errorf("got a DNS answer from %s inside the proxy namespace, want none", s)
+			}
+		}
+	})
+}
+
+// nameservers lists the host's configured resolvers (the system default
+// when resolv.conf names none).
+func nameservers(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	b, _ := os.ReadFile("/etc/resolv.conf")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			out = append(out, f[1])
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"127.0.0.1", "::1"}
+	}
+	return out
+}
+
+func interfacesInside(t *testing.T, p *Proxy) []string {
+	t.Helper()
+	var names []string
+	err := inNamespace(t, p.NetNSPath(), func() error {
+		ifs, err := net.Interfaces()
+		for _, i := range ifs {
+			names = append(names, i.Name)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listing interfaces inside: %v", err)
+	}
+	return names
+}
+
+// TestSNIMustMatch opens a tunnel to a granted host and then names another
+// server in TLS: the classic domain-fronting move.
+func TestSNIMustMatch(t *testing.T) {
+	web := newWeb(t)
+	tests := []struct {
+		name       string
+		serverName string
+		plain      bool
+		ok         bool
+		reason     string
+	}{
+		{name: "matching name", serverName: "api.test", ok: true},
+		{name: "matching name other case", serverName: "API.test", ok: true},
+		{name: "fronted name", serverName: "other.test", reason: `TLS server name "other.test" does not match the requested host api.test`},
+		{name: "no server name", serverName: "", reason: "names no server"},
+		{name: "not tls", plain: true, reason: "did not start with a TLS ClientHello"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, refused := startProxy(t, Config{Grants: []Grant{{Host: "api.test"}, {Host: "other.test"}}, Resolver: web.dns})
+			c, err := dialInside(t, p, p.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			fmt.Fprintf(c, "CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("CONNECT: got %v, %v; want 200", resp, err)
+			}
+			var got string
+			if tc.plain {
+				fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
+				b, _ := io.ReadAll(br)
+				got, err = string(b), nil
+				if len(b) == 0 {
+					err = io.EOF
+				}
+			} else {
+				cfg := &tls.Config{ServerName: tc.serverName, RootCAs: web.cert.pool}
+				if tc.serverName == "" {
+					cfg.InsecureSkipVerify = true
+				}
+				tc2 := tls.Client(&bufConn{Conn: c, r: br}, cfg)
+				err = tc2.Handshake()
+				if err == nil {
+					fmt.Fprintf(tc2, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", tc.serverName)
+					b, _ := io.ReadAll(tc2)
+					got = string(b)
+				}
+			}
+			stats := p.Close()
+			rec, _ := findRecord(stats, "api.test")
+			if tc.ok {
+				if err != nil || !strings.Contains(got, helloBody) {
+					t.Fatalf("got %q, %v; want the test host's answer", got, err)
+				}
+				if !rec.Allowed || rec.BytesDown == 0 {
+					t.Errorf("got record %+v, want allowed with bytes", rec)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got %q through a tunnel that should have been cut", got)
+			}
+			if rec.Allowed || !strings.Contains(rec.Reason, tc.reason) {
+				t.Errorf("got record %+v, want refused with reason containing %q", rec, tc.reason)
+			}
+			if rec.BytesUp != 0 || rec.BytesDown != 0 {
+				t.Errorf("got %d up, %d down; want no byte to or from the destination", rec.BytesUp, rec.BytesDown)
+			}
+			if !strings.Contains(refused.String(), "agentexec: network: refused CONNECT api.test:443 (") {
+				t.Errorf("got refusal output %q, want the refused CONNECT line", refused.String())
+			}
+		})
+	}
+}
+
+// TestAddressGrant reaches an internal address because a grant names it,
+// and is refused without that grant.
+func TestAddressGrant(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, helloBody)
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	dns := mapResolver{"local.test": {"127.0.0.1"}}
+	url := fmt.Sprintf("http://local.test:%d/", port)
+	tests := []struct {
+		name   string
+		grants []Grant
+		ok     bool
+	}{
+		{name: "name and address granted", grants: []Grant{{Host: "local.test", Ports: []int{port}}, {Host: "127.0.0.0/8", Ports: []int{port}}}, ok: true},
+		{name: "name only", grants: []Grant{{Host: "local.test", Ports: []int{port}}}},
+		{name: "address on another port", grants: []Grant{{Host: "local.test", Ports: []int{port}}, {Host: "127.0.0.1", Ports: []int{port + 1}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, refused := startProxy(t, Config{Grants: tc.grants, Resolver: dns})
+			out, _, err := runInside(t, p, nil, "curl", "-fsS", "--max-time", "10", url)
+			if got := err == nil && out == helloBody; got != tc.ok {
+				t.Fatalf("got success=%v (%q, %v, proxy %q), want %v", got, out, err, refused, tc.ok)
+			}
+		})
+	}
+}
+
+// TestStatsListEveryDestination checks the end-record data over several
+// attempts on one proxy.
+func TestStatsListEveryDestination(t *testing.T) {
+	web := newWeb(t)
+	p, _ := startProxy(t, Config{Grants: []Grant{{Host: "api.test", Rule: "api"}}, Resolver: web.dns})
+	web.curl(t, p, "https://api.test/big")
+	web.curl(t, p, "http://api.test/")
+	web.curl(t, p, "https://other.test/")
+	s := p.Close()
+	type want struct {
+		method, host string
+		allowed      bool
+		minDown      int64
+	}
+	wants := []want{
+		{"CONNECT", "api.test", true, 1 << 20},
+		{"GET", "api.test", true, 1},
+		{"CONNECT", "other.test", false, 0},
+	}
+	if len(s.Connections) != len(wants) {
+		t.Fatalf("got %d records %+v, want %d", len(s.Connections), s.Connections, len(wants))
+	}
+	for i, w := range wants {
+		c := s.Connections[i]
+		if c.Method != w.method || c.Host != w.host || c.Allowed != w.allowed || c.BytesDown < w.minDown {
+			t.Errorf("record %d: got %s %s:%d allowed=%v down=%d, want %s %s allowed=%v down>=%d",
+				i, c.Method, c.Host, c.Port, c.Allowed, c.BytesDown, w.method, w.host, w.allowed, w.minDown)
+		}
+		if w.allowed && (c.Rule != "api" || c.Addr != net.JoinHostPort(web.host.addr.String(), fmt.Sprint(c.Port))) {
+			t.Errorf("record %d: got rule %q addr %q, want rule api and the test host's address", i, c.Rule, c.Addr)
+		}
+	}
+}
+
+// TestCloseEndsEverything checks that Close cuts an open tunnel, the
+// namespace goes away, and cancelling the start context stops serving.
+func TestCloseEndsEverything(t *testing.T) {
+	web := newWeb(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := Start(ctx, Config{Grants: []Grant{{Host: "api.test", Ports: []int{443}}}, Resolver: web.dns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dialInside(t, p, p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT api.test:443 HTTP/1.1\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	nsPath := p.NetNSPath()
+	cancel()
+	done := make(chan Stats)
+	go func() { done <- p.Close() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return with a tunnel open")
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("got data on the client side after Close, want the tunnel cut")
+	}
+	if _, err := os.Stat(nsPath); err == nil {
+		t.Errorf("namespace path %s still exists after Close", nsPath)
+	}
+	p.Close() // a second Close is harmless
+}
