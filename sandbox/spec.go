@@ -39,6 +39,13 @@ type Spec struct {
 	// credentials delivered as files. They never touch the host disk.
 	Files map[string][]byte
 
+	// CacheDir is a host directory for persistent build caches (Go, npm,
+	// pip, cargo), mounted read-write at its own path; Run creates it and
+	// its subdirectories. Empty means no persistent caches. Run does not add
+	// the variables that point the tools at it: append CacheEnv(CacheDir)
+	// to Env. DefaultCacheDir is the usual choice.
+	CacheDir string
+
 	// NetNS is the path of an existing network namespace to join (one that
 	// agentexec's egress proxy serves). Empty means a new namespace with
 	// loopback only.
@@ -101,6 +108,10 @@ type Result struct {
 	// command's processes, where the host reports them.
 	MaxRSSBytes          int64
 	UserTime, SystemTime time.Duration
+	// Removed are persistence files (.mcp.json, .envrc, shell rc files)
+	// that did not exist in the workspace before the command and that the
+	// command created; Run deleted them.
+	Removed []string
 	// Phases are how long each step of running the container took, for
 	// benchmarks and the audit record.
 	Phases []Phase

@@ -1,0 +1,401 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/utils"
+	"golang.org/x/sys/unix"
+
+	// Device rules for the fs cgroup manager.
+	_ "github.com/opencontainers/cgroups/devices"
+)
+
+// Paths inside every container.
+const (
+	// initPath is where agentexec's own binary is bind-mounted read-only to
+	// serve as the container's PID 1 (see reaper.go).
+	initPath = "/run/agentexec/init"
+)
+
+// KillGrace is how long a command has to exit after SIGTERM when its
+// context is cancelled or its timeout expires, before everything in the
+// container is killed.
+const KillGrace = 2 * time.Second
+
+// outputDrain bounds how long Run keeps copying output after the container
+// is gone (the pipes close when the last process in it dies, so this only
+// matters for a reader or writer that blocks).
+const outputDrain = 2 * time.Second
+
+// Run runs s.Argv in a fresh container and tears the container down before
+// it returns, whatever happens: normal exit, ctx cancellation or s.Timeout
+// (SIGTERM to the command's process group, KillGrace, then SIGKILL to every
+// process in the container), or a panic in the caller's goroutine while Run
+// is on the stack.
+//
+// A *SetupError means nothing ran; errors.Is(err, ErrUnsupported) means the
+// host cannot provide a required isolation. Once the command has started
+// its outcome is in Result and err is nil.
+func Run(ctx context.Context, s Spec) (res Result, err error) {
+	t0 := time.Now()
+	ph := phaseClock{last: t0}
+	defer func() { res.Phases = ph.list; res.Duration = time.Since(t0) }()
+
+	ident := currentIdentity()
+	spec, err := validate(&s, ident)
+	if err != nil {
+		return res, &SetupError{Phase: "validate", Err: err}
+	}
+	ph.mark("validate")
+
+	dirs, err := stateDirs(ident)
+	if err != nil {
+		return res, &SetupError{Phase: "prepare", Err: err}
+	}
+	sweepOnce(dirs)
+	id := newID()
+	rootfs, err := makeRootfs(dirs.rootfs, id, ident)
+	if err != nil {
+		return res, &SetupError{Phase: "prepare", Err: err}
+	}
+	defer os.RemoveAll(rootfs)
+
+	lim := effectiveLimits(spec.Limits)
+	cgPath, err := cgroupPath(ident, id, spec.Limits)
+	if err != nil {
+		return res, &SetupError{Phase: "prepare", Err: err}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return res, &SetupError{Phase: "prepare", Err: fmt.Errorf("locating own binary: %w", err)}
+	}
+	var caches []string
+	if spec.CacheDir != "" {
+		if err := prepareCache(spec.CacheDir); err != nil {
+			return res, &SetupError{Phase: "prepare", Err: err}
+		}
+		caches = append(caches, spec.CacheDir)
+	}
+	v, err := planView(viewInput{spec: spec, id: ident, initPath: self, cacheDirs: caches, tmpSize: lim.MemoryBytes})
+	if err != nil {
+		return res, &SetupError{Phase: "prepare", Err: err}
+	}
+	for name, target := range v.symlinks {
+		if err := os.Symlink(target, filepath.Join(rootfs, name)); err != nil {
+			return res, &SetupError{Phase: "prepare", Err: err}
+		}
+	}
+	cfg := buildConfig(id, rootfs, spec, ident, v, lim, cgroupConfig(id, cgPath, ident.rootless, lim))
+	ph.mark("prepare")
+
+	c, err := libcontainer.Create(dirs.state, id, cfg)
+	if err != nil {
+		return res, &SetupError{Phase: "create", Err: err}
+	}
+	defer func() {
+		// Destroy kills what is left and removes the state dir and cgroups.
+		_ = c.Signal(unix.SIGKILL)
+		if derr := c.Destroy(); derr != nil && err == nil && res.ExitCode == 0 {
+			err = &SetupError{Phase: "destroy", Err: derr}
+		}
+		ph.mark("destroy")
+		res.Removed = removePlanted(v.missingFiles)
+	}()
+	ph.mark("create")
+
+	r, err := start(ctx, c, spec, ident)
+	if err != nil {
+		return res, &SetupError{Phase: "start", Err: err}
+	}
+	defer r.closeAll()
+	ph.mark("start")
+
+	r.wait(ctx, spec)
+	ph.mark("wait")
+	r.fill(&res)
+	return res, nil
+}
+
+type phaseClock struct {
+	last time.Time
+	list []Phase
+}
+
+func (p *phaseClock) mark(name string) {
+	now := time.Now()
+	p.list = append(p.list, Phase{Name: name, Duration: now.Sub(p.last)})
+	p.last = now
+}
+
+// running is a started container process and the plumbing around it.
+type running struct {
+	c       *libcontainer.Container
+	proc    *libcontainer.Process
+	status  *os.File // read end of the init's status pipe
+	master  *os.File // pty master, when TTY
+	copies  sync.WaitGroup
+	closers []io.Closer
+	// childEnds are our copies of the pipe ends the init inherits; they
+	// are closed once it started, so the copies see EOF when it is gone.
+	childEnds []*os.File
+
+	state    *os.ProcessState
+	waitErr  error
+	timedOut bool
+	report   initReport
+}
+
+func (r *running) closeAll() {
+	for _, c := range r.closers {
+		c.Close()
+	}
+}
+
+// start wires stdio, the status and config pipes, and starts the init.
+func start(ctx context.Context, c *libcontainer.Container, s *Spec, ident identity) (_ *running, err error) {
+	r := &running{c: c}
+	defer func() {
+		if err != nil {
+			r.closeAll()
+		}
+	}()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		statusR.Close()
+		statusW.Close()
+		return nil, err
+	}
+	r.status = statusR
+	r.closers = append(r.closers, statusR, statusW, cfgR, cfgW)
+
+	p := &libcontainer.Process{
+		Args:       []string{initPath},
+		Env:        s.Env,
+		Cwd:        s.Cwd,
+		UID:        ident.inUID,
+		GID:        ident.inGID,
+		ExtraFiles: []*os.File{statusW, cfgR}, // fds 3 and 4 in the init
+		Init:       true,
+	}
+	if ident.rootless {
+		// Gotcha: fs.Manager.AddPid stops at the first EACCES from its
+		// randomly ordered map; the per-controller branch tries them all.
+		p.SubCgroupPaths = nil
+	}
+	var consoleParent *os.File
+	if s.TTY {
+		parent, child, err := utils.NewSockPair("console")
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, parent, child)
+		p.ConsoleSocket = child
+		p.ConsoleWidth, p.ConsoleHeight = s.WinSize.Cols, s.WinSize.Rows
+		consoleParent = parent
+	} else {
+		if err := r.stdio(s, p); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Run(p); err != nil {
+		return nil, err
+	}
+	r.proc = p
+	statusW.Close()
+	cfgR.Close()
+	for _, f := range r.childEnds {
+		f.Close()
+	}
+
+	go func() {
+		_ = json.NewEncoder(cfgW).Encode(initConfig{Argv: s.Argv, TTY: s.TTY, Files: s.Files})
+		cfgW.Close()
+	}()
+	if consoleParent != nil {
+		m, err := utils.RecvFile(consoleParent)
+		if err != nil {
+			_ = c.Signal(unix.SIGKILL)
+			_, _ = p.Wait()
+			return nil, fmt.Errorf("receiving the console: %w", err)
+		}
+		r.master = m
+		r.closers = append(r.closers, m)
+		if s.WinSize.Rows > 0 {
+			_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: s.WinSize.Rows, Col: s.WinSize.Cols})
+		}
+		if s.Stdin != nil {
+			go func() { _, _ = io.Copy(m, s.Stdin) }()
+		}
+		out := s.Stdout
+		if out == nil {
+			out = io.Discard
+		}
+		r.copies.Add(1)
+		go func() { defer r.copies.Done(); _, _ = io.Copy(out, m) }()
+	}
+	return r, nil
+}
+
+// stdio hands *os.File streams to the init directly and copies everything
+// else through pipes Run owns, so that no copy can keep Wait from
+// returning.
+func (r *running) stdio(s *Spec, p *libcontainer.Process) error {
+	switch in := s.Stdin.(type) {
+	case nil:
+	case *os.File:
+		p.Stdin = in
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		r.closers = append(r.closers, pr, pw)
+		r.childEnds = append(r.childEnds, pr)
+		p.Stdin = pr
+		go func() { _, _ = io.Copy(pw, in); pw.Close() }()
+	}
+	out := func(w io.Writer, set func(*os.File)) error {
+		switch w := w.(type) {
+		case nil:
+		case *os.File:
+			set(w)
+		default:
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return err
+			}
+			r.closers = append(r.closers, pr, pw)
+			r.childEnds = append(r.childEnds, pw)
+			set(pw)
+			r.copies.Add(1)
+			go func() { defer r.copies.Done(); _, _ = io.Copy(w, pr) }()
+		}
+		return nil
+	}
+	if err := out(s.Stdout, func(f *os.File) { p.Stdout = f }); err != nil {
+		return err
+	}
+	return out(s.Stderr, func(f *os.File) { p.Stderr = f })
+}
+
+// wait waits for the init to exit, forwarding signals and window sizes and
+// enforcing ctx and the timeout.
+func (r *running) wait(ctx context.Context, s *Spec) {
+	done := make(chan struct{})
+	go func() {
+		r.state, r.waitErr = r.proc.Wait()
+		close(done)
+	}()
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var kill <-chan time.Time
+	stop := func() {
+		if kill != nil {
+			return
+		}
+		_ = r.proc.Signal(unix.SIGTERM) // the init passes it to the command's group
+		kill = time.After(KillGrace)
+	}
+	ctxDone := ctx.Done()
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case <-ctxDone:
+			ctxDone = nil
+			stop()
+		case <-timer.C:
+			r.timedOut = true
+			stop()
+		case <-kill:
+			_ = r.c.Signal(unix.SIGKILL)
+			kill = nil
+		case sig := <-s.Signals:
+			_ = r.proc.Signal(sig)
+		case ws := <-s.Resize:
+			if r.master != nil {
+				_ = unix.IoctlSetWinsize(int(r.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ws.Rows, Col: ws.Cols})
+			}
+		}
+	}
+	// The init is gone; with it the pid namespace and every process that
+	// could hold an output pipe. Read its report and drain the output.
+	_ = r.status.SetReadDeadline(time.Now().Add(outputDrain))
+	_ = json.NewDecoder(r.status).Decode(&r.report)
+	drained := make(chan struct{})
+	go func() { r.copies.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(outputDrain):
+	}
+}
+
+// fill turns the init's report (or, without one, the init's own wait
+// status) into the Result.
+func (r *running) fill(res *Result) {
+	res.TimedOut = r.timedOut
+	if r.report.Valid {
+		res.ExitCode = r.report.Exit
+		res.Signal = r.report.Signal
+		if res.Signal != 0 {
+			res.ExitCode = 128 + res.Signal
+		}
+		res.MaxRSSBytes = r.report.MaxRSSKiB * 1024
+		res.UserTime = time.Duration(r.report.UserMicros) * time.Microsecond
+		res.SystemTime = time.Duration(r.report.SysMicros) * time.Microsecond
+		return
+	}
+	// No report: the init itself was killed (SIGKILL after the grace
+	// period, the OOM killer) before the command's status was known.
+	if r.state == nil {
+		res.ExitCode = 255
+		return
+	}
+	if ws, ok := r.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.Signal = int(ws.Signal())
+		res.ExitCode = 128 + res.Signal
+		return
+	}
+	res.ExitCode = r.state.ExitCode()
+}
+
+func newID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("ae-%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// removePlanted deletes persistence files that did not exist before the
+// command ran and exist now: the command planted them.
+func removePlanted(missing []string) []string {
+	var removed []string
+	for _, p := range missing {
+		if _, err := os.Lstat(p); err == nil {
+			if os.RemoveAll(p) == nil {
+				removed = append(removed, p)
+			}
+		}
+	}
+	return removed
+}
+

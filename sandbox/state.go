@@ -1,0 +1,188 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+)
+
+// dirs are where a caller's containers keep their state.
+type dirs struct {
+	base   string // 0711: the rootfs below must be reachable from inside
+	state  string // libcontainer state, 0700
+	rootfs string // per-container skeleton roots
+}
+
+// StateRoot is where a root caller's container state lives. A non-root
+// caller uses $XDG_RUNTIME_DIR/agentexec, or /tmp/agentexec-UID.
+const StateRoot = "/run/agentexec"
+
+// cgroupParent is the cgroup (in every v1 hierarchy, and in the v2 tree)
+// below which each container gets its own group.
+const cgroupParent = "/agentexec"
+
+// cgroupFS is the cgroup mount; tests point it elsewhere.
+var cgroupFS = "/sys/fs/cgroup"
+
+func stateDirs(ident identity) (dirs, error) {
+	base := StateRoot
+	if ident.rootless {
+		if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" && filepath.IsAbs(rt) {
+			base = filepath.Join(rt, "agentexec")
+		} else {
+			base = filepath.Join(os.TempDir(), "agentexec-"+strconv.Itoa(os.Geteuid()))
+		}
+	}
+	d := dirs{base: base, state: filepath.Join(base, "containers"), rootfs: filepath.Join(base, "rootfs")}
+	for _, p := range []struct {
+		path string
+		mode os.FileMode
+	}{{d.base, 0o711}, {d.state, 0o700}, {d.rootfs, 0o711}} {
+		if err := ownedDir(p.path, p.mode); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// ownedDir makes sure p is a real directory owned by us with mode, so that
+// another local user cannot pre-create it and watch or swap our state.
+func ownedDir(p string, mode os.FileMode) error {
+	if err := os.Mkdir(p, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("creating %s: %w", p, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return fmt.Errorf("checking %s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is not a directory owned by uid %d", p, os.Geteuid())
+	}
+	if os.FileMode(st.Mode&0o777) != mode {
+		if err := os.Chmod(p, mode); err != nil {
+			return fmt.Errorf("setting the mode of %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// makeRootfs creates the empty skeleton root of one container; libcontainer
+// creates the mount points in it before making it read-only.
+// It belongs to the container's root (an unprivileged host id), which has
+// to create those mount points.
+func makeRootfs(parent, id string, ident identity) (string, error) {
+	p := filepath.Join(parent, id)
+	if err := os.Mkdir(p, 0o755); err != nil {
+		return "", fmt.Errorf("creating the rootfs: %w", err)
+	}
+	if !ident.rootless {
+		if err := os.Lchown(p, int(ident.uidMap[0].HostID), int(ident.gidMap[0].HostID)); err != nil {
+			os.Remove(p)
+			return "", fmt.Errorf("creating the rootfs: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// cgroupPath chooses the container's cgroup. Root gets its own group under
+// cgroupParent. A non-root caller needs a subtree delegated to it
+// (agentexec-uUID, writable in the memory and pids hierarchies, see
+// docs/sandbox.md); without one the container runs without cgroup limits,
+// unless spec limits were asked for explicitly, which then fails closed.
+func cgroupPath(ident identity, id string, asked Limits) (string, error) {
+	if !ident.rootless {
+		return cgroupParent + "/" + id, nil
+	}
+	sub := fmt.Sprintf("/agentexec-u%d", os.Geteuid())
+	if delegated(sub) {
+		return sub + "/" + id, nil
+	}
+	if asked != (Limits{}) {
+		return "", fmt.Errorf("%w: cgroup limits need root or a delegated cgroup subtree %s (see agentexec doctor)", ErrUnsupported, sub)
+	}
+	return "", nil
+}
+
+func delegated(sub string) bool {
+	for _, ctl := range []string{"memory", "pids"} {
+		if unix.Access(filepath.Join(cgroupFS, ctl, sub), unix.W_OK|unix.X_OK) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+var sweepMu sync.Mutex
+var swept = map[string]bool{}
+
+// sweepOnce removes, once per process and state dir, what killed runs left
+// behind: the state, cgroups and rootfs of containers whose owning
+// agentexec process is gone. A container whose owner lives is never
+// touched, so concurrent runs do not disturb each other.
+func sweepOnce(d dirs) {
+	sweepMu.Lock()
+	defer sweepMu.Unlock()
+	if swept[d.state] {
+		return
+	}
+	swept[d.state] = true
+	sweep(d)
+}
+
+func sweep(d dirs) {
+	ents, _ := os.ReadDir(d.state)
+	for _, e := range ents {
+		if !ownerGone(e.Name()) {
+			continue
+		}
+		if c, err := libcontainer.Load(d.state, e.Name()); err == nil {
+			if st, err := c.Status(); err == nil && st != libcontainer.Stopped {
+				_ = c.Signal(unix.SIGKILL)
+			}
+			_ = c.Destroy()
+		}
+		_ = os.RemoveAll(filepath.Join(d.state, e.Name()))
+	}
+	ents, _ = os.ReadDir(d.rootfs)
+	for _, e := range ents {
+		if ownerGone(e.Name()) {
+			_ = os.RemoveAll(filepath.Join(d.rootfs, e.Name()))
+		}
+	}
+	// Cgroups whose state dir was already gone.
+	hier, _ := os.ReadDir(cgroupFS)
+	for _, h := range hier {
+		parent := filepath.Join(cgroupFS, h.Name(), cgroupParent)
+		groups, _ := os.ReadDir(parent)
+		for _, g := range groups {
+			if g.IsDir() && ownerGone(g.Name()) {
+				_ = unix.Rmdir(filepath.Join(parent, g.Name()))
+			}
+		}
+	}
+}
+
+// ownerGone parses the owner pid out of a container id (ae-PID-RANDOM) and
+// reports whether that process no longer exists.
+func ownerGone(id string) bool {
+	parts := strings.Split(id, "-")
+	if len(parts) != 3 || parts[0] != "ae" {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+}
