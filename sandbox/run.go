@@ -398,4 +398,3 @@ func removePlanted(missing []string) []string {
 	}
 	return removed
 }
-
