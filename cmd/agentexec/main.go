@@ -9,6 +9,9 @@ import (
 	"github.com/agentexec/agentexec/sandbox"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func init() {
 	// libcontainer re-executes this binary to set up each container; that
 	// path must run before flag parsing, logging or config loading.

@@ -1,0 +1,415 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/agentexec/agentexec/sandbox"
+)
+
+// maxArgBytes is the kernel's limit on one argument (MAX_ARG_STRLEN,
+// 32 pages), terminating NUL included.
+const maxArgBytes = 32*4096 - 1
+
+// Verdict is the outcome of a decision. The zero value denies.
+type Verdict int
+
+// The verdicts, strictest first.
+const (
+	Deny Verdict = iota
+	Ask
+	Allow
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allow"
+	case Ask:
+		return "ask"
+	}
+	return "deny"
+}
+
+// Decision is what the policy says about one Request. The zero value
+// denies.
+type Decision struct {
+	Verdict Verdict
+	// Rule is the id of the rule that decided; Reason is a sentence for
+	// the agent.
+	Rule, Reason string
+	// Credentials are the names of the credentials granted to the command.
+	Credentials []string
+	// Writable are extra host paths granted read-write.
+	Writable []string
+}
+
+// Decider judges a Request before anything runs (step 1).
+type Decider interface {
+	Decide(ctx context.Context, req *Request) (Decision, error)
+}
+
+// Approver asks a human about a Decision whose verdict is Ask (step 2). It
+// returns nil to approve; any error refuses.
+type Approver interface {
+	Approve(ctx context.Context, req *Request, d Decision) error
+}
+
+// Issuer issues the credentials a Decision grants (step 3).
+type Issuer interface {
+	Issue(ctx context.Context, names []string) (Lease, error)
+}
+
+// Lease is a set of issued credentials.
+type Lease interface {
+	// Env is added to the child's environment only.
+	Env() []string
+	// Revoke ends the lease (step 6); it is called exactly once, whether
+	// the command ran or not.
+	Revoke(ctx context.Context) error
+}
+
+// Recorder writes the audit record (steps 4 and 7).
+type Recorder interface {
+	// Begin must make the start record durable before it returns.
+	Begin(ctx context.Context, req *Request, d Decision) (Entry, error)
+}
+
+// Entry is one started audit record.
+type Entry interface {
+	// End writes the end record with the command's result and the
+	// pipeline's error, if any.
+	End(ctx context.Context, res Result, runErr error) error
+}
+
+// Runner runs one Spec (step 5). sandbox.Run is one; the host runner is
+// the other.
+type Runner func(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error)
+
+// Engine wires the steps of DESIGN.md §1 together. Every field is optional;
+// a nil field means that step is not there yet (its zero behaviour is
+// written beside it). The zero Engine runs the command on the host and
+// says so through Warn.
+type Engine struct {
+	// Policy decides (step 1). nil: every command is allowed.
+	Policy Decider
+	// Approver is asked about an Ask verdict (step 2). nil: Ask is a
+	// denial, so an unattended run never waits for a human who is not there.
+	Approver Approver
+	// Credentials issues and revokes granted credentials (steps 3 and 6).
+	// nil: a decision that grants credentials fails with ErrCannotRun.
+	Credentials Issuer
+	// Audit records the start and the end (steps 4 and 7). nil: nothing
+	// is recorded.
+	Audit Recorder
+	// Sandbox runs the command (step 5). nil: the host runner, which
+	// isolates nothing; Run then calls Warn("not sandboxed").
+	Sandbox Runner
+	// Digest makes Run count and hash what the caller receives on Stdout
+	// and Stderr even without Audit (which always needs it).
+	Digest bool
+	// Warn receives agentexec's own warnings for the human. nil: dropped.
+	Warn func(msg string)
+}
+
+// Result is how one Request ended.
+type Result struct {
+	// ExitCode is the child's exit status, or 128+N when a signal N killed
+	// it, or agentexec's reserved code when the command did not run.
+	ExitCode int `json:"exit_code"`
+	// Signal is the signal that killed the child, or 0.
+	Signal int `json:"signal,omitempty"`
+	// TimedOut says the wall-clock limit ended the command.
+	TimedOut bool `json:"timed_out,omitempty"`
+	// Duration is the wall time of the command itself.
+	Duration time.Duration `json:"duration_ns"`
+	// Stdout and Stderr describe what the caller received. They are zero
+	// unless the output was digested (Engine.Digest or an audit).
+	Stdout Output `json:"stdout"`
+	Stderr Output `json:"stderr"`
+	// Merged says the child's stderr went into the Stdout stream: the
+	// caller gave one file for both, or the command had a PTY.
+	Merged bool `json:"merged,omitempty"`
+	// TTY says the command ran on a pseudo-terminal.
+	TTY bool `json:"tty,omitempty"`
+	// Sandboxed says the command ran in a sandbox.
+	Sandboxed bool `json:"sandboxed"`
+}
+
+// Output describes one output stream as the caller received it.
+type Output struct {
+	Bytes int64 `json:"bytes"`
+	// SHA256 is hex; empty when the stream was not digested.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Run runs req with the zero Engine: on the host, with no policy, no
+// credentials and no audit. It is the front door's entry point until the
+// other steps are wired in.
+func Run(ctx context.Context, req Request) (Result, error) {
+	var e Engine
+	return e.Run(ctx, req)
+}
+
+// Run runs one Request end to end and returns how it ended. A non-nil
+// error with a zero Result means nothing ran; ExitCode(err) is then the
+// status to report. The child's own failure is not an error: it is in
+// Result.ExitCode.
+func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
+	spec, err := buildSpec(&req)
+	if err != nil {
+		return Result{ExitCode: ExitCode(err)}, err
+	}
+
+	// 1. Decide.
+	d := Decision{Verdict: Allow}
+	if e.Policy != nil {
+		if d, err = e.Policy.Decide(ctx, &req); err != nil {
+			return e.fail(&StepError{Step: "decide", Err: err})
+		}
+	}
+	spec.Writable = append(spec.Writable, d.Writable...)
+
+	// 2. Approve.
+	switch d.Verdict {
+	case Allow:
+	case Ask:
+		if e.Approver == nil {
+			return e.fail(&DeniedError{Rule: d.Rule, Reason: joinReason(d.Reason, "needs approval and no one can approve here")})
+		}
+		if err := e.Approver.Approve(ctx, &req, d); err != nil {
+			return e.fail(fmt.Errorf("%w: %w", &DeniedError{Rule: d.Rule, Reason: d.Reason}, err))
+		}
+	default:
+		return e.fail(&DeniedError{Rule: d.Rule, Reason: d.Reason})
+	}
+
+	// 3. Issue credentials.
+	var lease Lease
+	if len(d.Credentials) > 0 {
+		if e.Credentials == nil {
+			return e.fail(&StepError{Step: "credentials", Err: errors.New("credentials granted but no issuer configured")})
+		}
+		if lease, err = e.Credentials.Issue(ctx, d.Credentials); err != nil {
+			return e.fail(&StepError{Step: "credentials", Err: err})
+		}
+		spec.Env = append(spec.Env, lease.Env()...)
+	}
+	revoke := func() error {
+		if lease == nil {
+			return nil
+		}
+		if err := lease.Revoke(context.WithoutCancel(ctx)); err != nil {
+			return &StepError{Step: "revoke", Err: err}
+		}
+		return nil
+	}
+
+	// 4. Audit: the start record is durable before anything runs.
+	var entry Entry
+	if e.Audit != nil {
+		if entry, err = e.Audit.Begin(ctx, &req, d); err != nil {
+			return e.fail(errors.Join(&StepError{Step: "audit", Err: err}, revoke()))
+		}
+	}
+
+	// 5. Run.
+	runner, sandboxed := e.Sandbox, true
+	if insideSandbox() {
+		// Already inside a sandbox agentexec made: run in it, no second layer.
+		runner = runHost
+	} else if runner == nil {
+		runner, sandboxed = runHost, false
+		e.warn("not sandboxed")
+	}
+	res, runErr := execute(ctx, runner, &req, spec, e.Digest || e.Audit != nil)
+	res.Sandboxed = sandboxed
+
+	// 6. Revoke, then 7. record the end, whatever happened above.
+	revErr := revoke()
+	var endErr error
+	if entry != nil {
+		if err := entry.End(context.WithoutCancel(ctx), res, errors.Join(runErr, revErr)); err != nil {
+			endErr = &StepError{Step: "audit", Err: err}
+		}
+	}
+	return res, errors.Join(runErr, revErr, endErr)
+}
+
+func (e *Engine) fail(err error) (Result, error) {
+	return Result{ExitCode: ExitCode(err)}, err
+}
+
+func (e *Engine) warn(msg string) {
+	if e.Warn != nil {
+		e.Warn(msg)
+	}
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " (" + b + ")"
+}
+
+// insideSandbox reports whether this process runs inside a sandbox that
+// agentexec started; a nested agentexec then runs its command directly in
+// that sandbox. It becomes sandbox.Inside() once the sandbox provides it;
+// until then nothing runs in a sandbox, so it is false.
+func insideSandbox() bool { return false }
+
+// buildSpec checks req and turns it into the runner's Spec. It has no side
+// effects.
+func buildSpec(req *Request) (sandbox.Spec, error) {
+	invalid := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, a...))
+	}
+	hasCmd, hasArgv := req.Command != "", len(req.Argv) > 0
+	switch {
+	case hasCmd && hasArgv:
+		return sandbox.Spec{}, invalid("both a command line and an argv")
+	case !hasCmd && !hasArgv:
+		return sandbox.Spec{}, invalid("nothing to run")
+	case hasArgv && req.Argv[0] == "":
+		return sandbox.Spec{}, invalid("empty program name")
+	}
+	for _, a := range append(append([]string{req.Command, req.Name}, req.Args...), req.Argv...) {
+		if len(a) > maxArgBytes {
+			return sandbox.Spec{}, invalid("an argument is %d bytes; the kernel allows %d", len(a), maxArgBytes)
+		}
+		if strings.IndexByte(a, 0) >= 0 {
+			return sandbox.Spec{}, invalid("an argument contains a NUL byte")
+		}
+	}
+	for _, p := range []string{req.Dir, req.Workspace} {
+		if p != "" && !filepath.IsAbs(p) {
+			return sandbox.Spec{}, invalid("%q is not an absolute path", p)
+		}
+	}
+	ws := req.Workspace
+	if ws == "" {
+		ws = req.Dir
+	}
+	if ws == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return sandbox.Spec{}, invalid("no workspace: %v", err)
+		}
+		ws = wd
+	}
+	dir := req.Dir
+	if dir == "" {
+		dir = ws
+	}
+
+	env := append([]string{}, req.Env...)
+	var argv []string
+	if hasArgv {
+		argv = append(argv, req.Argv...)
+	} else {
+		bash, err := findShell(env, dir)
+		if err != nil {
+			return sandbox.Spec{}, err
+		}
+		name := req.Name
+		if name == "" {
+			name = "agentexec"
+		}
+		argv = append(append([]string{bash}, req.ShellOptions...), "-c", req.Command, name)
+		argv = append(argv, req.Args...)
+	}
+	return sandbox.Spec{Argv: argv, Env: env, Cwd: dir, Workspace: ws}, nil
+}
+
+// execute is step 5: it attaches the caller's stdio (terminal, digests),
+// captures signals, and calls the runner.
+func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec, digest bool) (Result, error) {
+	var res Result
+	term := acquireTerminal(req.Stdin, req.Stdout)
+	if term != nil {
+		defer term.release()
+		if err := term.makeRaw(); err != nil {
+			return Result{ExitCode: ExitCannotRun}, &StepError{Step: "terminal", Err: err}
+		}
+		spec.TTY, spec.WinSize = true, term.size()
+		res.TTY, res.Merged = true, true
+	}
+	sig := captureSignals(term)
+	defer sig.stop()
+	spec.Signals, spec.Resize = sig.forward, sig.resize
+
+	if req.Stdin != nil {
+		spec.Stdin = req.Stdin
+	}
+	var out, errw *digestWriter
+	switch {
+	case term != nil:
+		// The PTY's master carries stdout and stderr together.
+		out = newDigest(req.Stdout, digest)
+		spec.Stdout = out
+	case digest:
+		out = newDigest(req.Stdout, true)
+		spec.Stdout = out
+		if sameFile(req.Stdout, req.Stderr) {
+			// One pipe for both keeps the order of their writes.
+			spec.Stderr, res.Merged = out, true
+		} else {
+			errw = newDigest(req.Stderr, true)
+			spec.Stderr = errw
+		}
+	default:
+		if req.Stdout != nil {
+			spec.Stdout = req.Stdout
+		}
+		if req.Stderr != nil {
+			spec.Stderr = req.Stderr
+		}
+	}
+
+	sr, err := runner(ctx, spec)
+	res.ExitCode, res.Signal, res.TimedOut, res.Duration = sr.ExitCode, sr.Signal, sr.TimedOut, sr.Duration
+	res.Stdout, res.Stderr = out.output(), errw.output()
+	if err != nil {
+		res.ExitCode = ExitCode(err)
+		return res, err
+	}
+	return res, nil
+}
+
+// digestWriter counts and hashes what it passes on to w, so the digest is
+// of exactly the bytes the caller received.
+type digestWriter struct {
+	w    io.Writer
+	hash bool
+	d    digest
+}
+
+func newDigest(f *os.File, hash bool) *digestWriter {
+	var w io.Writer = io.Discard
+	if f != nil {
+		w = f
+	}
+	return &digestWriter{w: w, hash: hash, d: newSHA256()}
+}
+
+func (d *digestWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	if d.hash {
+		d.d.write(p[:n])
+	}
+	return n, err
+}
+
+func (d *digestWriter) output() Output {
+	if d == nil || !d.hash {
+		return Output{}
+	}
+	return d.d.output()
+}

@@ -1,0 +1,101 @@
+package exec
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/agentexec/agentexec/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+// The PTY rule (docs/terminals.md). A command gets a pseudo-terminal of
+// its own when all of these hold:
+//
+//   - agentexec's stdin and stdout are both terminals (a human, or an
+//     agent that gave agentexec a terminal, is on the other end);
+//   - agentexec's process group is that terminal's foreground group (a
+//     background job must not switch the terminal to raw mode);
+//   - no other agentexec already owns that terminal (make -j runs several
+//     recipes at once on one terminal; only one can put it in raw mode and
+//     restore it, or the terminal would be left raw).
+//
+// Otherwise the command's stdio are the caller's files as they are, and it
+// runs in a new session without a controlling terminal: it can still read
+// and write a terminal it is given, but job-control stops (SIGTTIN,
+// SIGTTOU) cannot reach it and it cannot open /dev/tty.
+
+// terminal is agentexec's own terminal while a command has a PTY.
+type terminal struct {
+	in    *os.File
+	lock  *os.File
+	saved *unix.Termios
+}
+
+// acquireTerminal applies the PTY rule; nil means no PTY.
+func acquireTerminal(stdin, stdout *os.File) *terminal {
+	if stdin == nil || stdout == nil || !isTerminal(stdin) || !isTerminal(stdout) {
+		return nil
+	}
+	fg, err := unix.IoctlGetInt(int(stdin.Fd()), unix.TIOCGPGRP)
+	if err != nil || fg != unix.Getpgrp() {
+		return nil
+	}
+	// flock belongs to an open file description, and make's children
+	// share make's; a fresh open of the same terminal gets one of our own.
+	lock, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", stdin.Fd()), os.O_RDONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil
+	}
+	return &terminal{in: stdin, lock: lock}
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// makeRaw puts the terminal in raw mode (cfmakeraw): every key, Ctrl-C
+// included, goes to the command's PTY, whose own line discipline turns it
+// into a signal for the command's foreground group.
+func (t *terminal) makeRaw() error {
+	fd := int(t.in.Fd())
+	st, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return fmt.Errorf("reading terminal mode: %w", err)
+	}
+	saved := *st
+	raw := *st
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return fmt.Errorf("setting raw mode: %w", err)
+	}
+	t.saved = &saved
+	return nil
+}
+
+// size is the terminal's current window size.
+func (t *terminal) size() sandbox.WinSize {
+	ws, err := unix.IoctlGetWinsize(int(t.in.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return sandbox.WinSize{}
+	}
+	return sandbox.WinSize{Rows: ws.Row, Cols: ws.Col}
+}
+
+// release restores the terminal mode (after the output already written
+// has drained) and gives the terminal up.
+func (t *terminal) release() {
+	if t.saved != nil {
+		_ = unix.IoctlSetTermios(int(t.in.Fd()), unix.TCSETSW, t.saved)
+	}
+	t.lock.Close()
+}
