@@ -1,0 +1,98 @@
+package audit
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sampleRecord is a command.start record of typical size.
+func sampleRecord() *Record {
+	return &Record{
+		Kind:      KindStart,
+		Agent:     Agent{Name: "claude-code", Session: "conv-8812"},
+		Intent:    CapIntent("run the unit tests of the audit package before pushing the fix for issue 412"),
+		Command:   Command{Line: "go test ./... && git push origin fix-412", Simple: []string{"go test ./...", "git push origin fix-412"}},
+		Cwd:       "/home/alice/web",
+		Workspace: "/home/alice/web",
+		Decision:  Decision{Verdict: "allow", Rules: []string{"go-test", "git-push"}, Reasons: []string{"tests are safe", "push to own branch"}, PolicySource: "/home/alice/.config/agentexec/policy.yaml", PolicyDigest: "sha256:9f2c4e7a1b3d5f6e8a9c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f"},
+		Sandbox:   &Sandbox{Network: "proxy", Egress: []string{"github.com:443"}, Writable: []string{"/home/alice/web"}, Hidden: 9},
+		Credentials: []CredentialUse{{Name: "github-write", Provider: "git-credential", ID: "installation:123456", Scope: []string{"repo:acme/web:contents:write"},
+			InjectedAs: []string{"GITHUB_TOKEN"}, Fingerprint: "hmac-sha256:1a2b3c4d5e6f7a8b"}},
+	}
+}
+
+func reportLatencies(b *testing.B, lat []time.Duration) {
+	b.Helper()
+	if len(lat) == 0 {
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+}
+
+// BenchmarkAppend measures one writer: each append is fsync'd and covered
+// by a signed checkpoint before it returns.
+func BenchmarkAppend(b *testing.B) {
+	l, _ := newLog(b)
+	lat := make([]time.Duration, 0, b.N)
+	start := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := l.Append(context.Background(), sampleRecord()); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+	reportLatencies(b, lat)
+}
+
+// BenchmarkAppendConcurrent8 measures 8 writers with their own Log handle
+// (as 8 processes would have), contending for the file lock.
+func BenchmarkAppendConcurrent8(b *testing.B) {
+	_, opts := newLog(b)
+	const writers = 8
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, b.N)
+	logs := make([]*Log, writers)
+	for i := range logs {
+		l, err := Open(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		logs[i] = l
+	}
+	per := (b.N + writers - 1) / writers
+	start := time.Now()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(l *Log) {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, per)
+			for i := 0; i < per; i++ {
+				t0 := time.Now()
+				if _, err := l.Append(context.Background(), sampleRecord()); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}(logs[w])
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(per*writers)/time.Since(start).Seconds(), "records/s")
+	reportLatencies(b, lat)
+}

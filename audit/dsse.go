@@ -1,0 +1,109 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+)
+
+// PayloadType is the DSSE payloadType of every record envelope.
+const PayloadType = "application/vnd.agentexec.audit.v1+json"
+
+// Envelope is a DSSE envelope. Field order is alphabetical so that the
+// standard encoder already produces the canonical form.
+type Envelope struct {
+	Payload     []byte      `json:"payload"` // base64 in JSON
+	PayloadType string      `json:"payloadType"`
+	Signatures  []Signature `json:"signatures"`
+}
+
+// Signature is one DSSE signature; KeyID is the SSH SHA256 fingerprint of
+// the signing key and is only a hint.
+type Signature struct {
+	KeyID string `json:"keyid"`
+	Sig   []byte `json:"sig"`
+}
+
+// pae is the DSSE pre-authentication encoding; the signature covers it, so
+// the payload type cannot be swapped.
+func pae(payloadType string, body []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(body) + len(payloadType) + 32)
+	b.WriteString("DSSEv1 ")
+	b.WriteString(strconv.Itoa(len(payloadType)))
+	b.WriteByte(' ')
+	b.WriteString(payloadType)
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(len(body)))
+	b.WriteByte(' ')
+	b.Write(body)
+	return b.Bytes()
+}
+
+// signEnvelope wraps payload in a DSSE envelope signed by each key.
+func signEnvelope(payload []byte, keys ...*logKey) ([]byte, error) {
+	env := Envelope{Payload: payload, PayloadType: PayloadType}
+	msg := pae(PayloadType, payload)
+	for _, k := range keys {
+		env.Signatures = append(env.Signatures, Signature{KeyID: k.fingerprint, Sig: ed25519.Sign(k.priv, msg)})
+	}
+	return json.Marshal(env)
+}
+
+// ParseEnvelope parses the stored bytes of one entry. It is strict: the
+// bytes must be exactly the canonical encoding this package writes, so that
+// a verifier never has to trust a re-serialisation.
+func ParseEnvelope(b []byte) (*Envelope, error) {
+	var raw struct {
+		Payload     *string `json:"payload"`
+		PayloadType *string `json:"payloadType"`
+		Signatures  []struct {
+			KeyID string  `json:"keyid"`
+			Sig   *string `json:"sig"`
+		} `json:"signatures"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, &ParseError{What: "envelope", Offset: int(dec.InputOffset()), Reason: err.Error()}
+	}
+	if dec.More() {
+		return nil, &ParseError{What: "envelope", Offset: int(dec.InputOffset()), Reason: "trailing data"}
+	}
+	if raw.Payload == nil || raw.PayloadType == nil || len(raw.Signatures) == 0 {
+		return nil, &ParseError{What: "envelope", Offset: -1, Reason: "missing payload, payloadType or signatures"}
+	}
+	env := &Envelope{PayloadType: *raw.PayloadType}
+	var err error
+	if env.Payload, err = base64.StdEncoding.Strict().DecodeString(*raw.Payload); err != nil {
+		return nil, &ParseError{What: "envelope", Offset: -1, Reason: "payload is not base64"}
+	}
+	for _, s := range raw.Signatures {
+		if s.Sig == nil {
+			return nil, &ParseError{What: "envelope", Offset: -1, Reason: "signature without sig"}
+		}
+		sig, err := base64.StdEncoding.Strict().DecodeString(*s.Sig)
+		if err != nil {
+			return nil, &ParseError{What: "envelope", Offset: -1, Reason: "sig is not base64"}
+		}
+		env.Signatures = append(env.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
+	}
+	again, err := json.Marshal(env)
+	if err != nil || !bytes.Equal(again, b) {
+		return nil, &ParseError{What: "envelope", Offset: -1, Reason: "not in canonical form"}
+	}
+	return env, nil
+}
+
+// verifyEnvelope reports whether key signed env under DSSE.
+func verifyEnvelope(env *Envelope, pub ed25519.PublicKey, fingerprint string) bool {
+	msg := pae(env.PayloadType, env.Payload)
+	for _, s := range env.Signatures {
+		if s.KeyID == fingerprint && len(s.Sig) == ed25519.SignatureSize && ed25519.Verify(pub, msg, s.Sig) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,918 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sys/unix"
+)
+
+// Files under the state directory.
+const (
+	logDirName     = "log"
+	checkpointFile = "log/checkpoint"      // C2SP tlog-checkpoint, a signed note
+	checkpointNext = "log/checkpoint.next" // the next checkpoint while it is being committed
+	checkpointSig  = "log/checkpoint.sig"  // SSHSIG over the checkpoint file
+	lockFile       = "log/lock"            // flock(2): exclusive to append, shared to read
+	tornDir        = "log/torn"            // bytes of interrupted writes, kept for inspection
+	witnessFile    = "witness"             // copy of the newest checkpoint ever written
+)
+
+// Options says where the log lives. The zero value is the per-user log in
+// the default state directory.
+type Options struct {
+	// Dir is the state directory; "" means StateDir(). It is created with
+	// mode 0700 and must not be accessible to anyone but its owner.
+	Dir string
+	// Origin is the checkpoint origin (the log's name); "" derives it from
+	// the machine id. An existing log keeps the origin it was created with,
+	// and a different non-empty Origin is an error.
+	Origin string
+	// TrustedKey, when set, is the SSH SHA256 fingerprint of the key that
+	// must have signed the log's first record (Verify and VerifyProof).
+	// "" trusts the keys listed in the state directory's allowed_signers,
+	// which only protects against someone who cannot write that directory.
+	TrustedKey string
+	// Witness is the file that remembers the newest checkpoint, to detect
+	// a log rolled back to an older state; "" means <Dir>/witness. Point it
+	// at storage the agent cannot write to for a stronger guarantee.
+	Witness string
+}
+
+// Entry locates an appended record.
+type Entry struct {
+	Seq      uint64
+	ID       string
+	LeafHash string // hex RFC 6962 leaf hash of the envelope bytes
+}
+
+// Log is an open audit log. Its methods are safe for concurrent use, and
+// any number of processes may append to the same log at once.
+type Log struct {
+	dir     string
+	witness string
+	origin  string
+	key     *logKey
+	lock    *os.File
+
+	principal Principal
+	host      Host
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// StateDir returns the default state directory:
+// $XDG_STATE_HOME/agentexec, or ~/.local/state/agentexec.
+func StateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "agentexec"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("locating state directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "agentexec"), nil
+}
+
+// ConfigPaths lists everything besides StateDir that sandboxed commands
+// must not see. The key lives inside the state directory, so today this is
+// only a custom witness file, if any.
+func ConfigPaths() []string { return nil }
+
+func (o Options) paths() (dir, witness string, err error) {
+	dir = o.Dir
+	if dir == "" {
+		if dir, err = StateDir(); err != nil {
+			return "", "", err
+		}
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", err
+	}
+	witness = o.Witness
+	if witness == "" {
+		witness = filepath.Join(dir, witnessFile)
+	}
+	return dir, witness, nil
+}
+
+// defaultOrigin names the log after the machine, falling back to the host.
+func defaultOrigin(h Host) string {
+	id := h.MachineID
+	if id == "" {
+		id = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '+' || r < 0x21 || r > 0x7e {
+				return '-'
+			}
+			return r
+		}, h.Hostname)
+	}
+	if id == "" {
+		id = "unknown"
+	}
+	return "agentexec.local/host/" + id
+}
+
+// Open opens the log in opts.Dir, creating the directory, the log key and
+// an empty signed checkpoint on first use. It fails closed: an unsafe mode
+// on the directory or the key, a missing key for an existing log or a
+// checkpoint that does not verify are errors, and nothing is repaired by
+// overwriting. Open reads only the checkpoint, not the whole log.
+func Open(opts Options) (*Log, error) {
+	dir, witness, err := opts.paths()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, keyDir), filepath.Join(dir, logDirName)} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("creating state directory: %w", err)
+		}
+		if err := checkDir(d); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening audit log lock: %w", err)
+	}
+	l := &Log{dir: dir, witness: witness, lock: lock}
+	l.principal, l.host = Identity()
+	if err := flockCtx(context.Background(), lock, unix.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	err = l.openLocked(opts)
+	unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) openLocked(opts Options) error {
+	cp, cpErr := os.ReadFile(l.path(checkpointFile))
+	if cpErr != nil && !isNotExist(cpErr) {
+		return fmt.Errorf("reading checkpoint: %w", cpErr)
+	}
+	if err := l.finishRotation(); err != nil {
+		return err
+	}
+	key, err := loadPrivateKey(l.path(keyFile))
+	switch {
+	case errors.Is(err, ErrKeyMissing) && cpErr == nil:
+		return fmt.Errorf("the log in %s exists but %w", l.dir, err)
+	case errors.Is(err, ErrKeyMissing):
+		if key, err = generateKey(l.dir, keyFile, SignerPrincipal); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	l.key = key
+	if cpErr == nil {
+		st, err := parseCheckpoint(cp, key)
+		if err != nil {
+			return &VerifyError{Seq: -1, File: checkpointFile, Reason: "checkpoint does not verify with the log key", Err: err}
+		}
+		if opts.Origin != "" && opts.Origin != st.origin {
+			return fmt.Errorf("log in %s has origin %q, not %q", l.dir, st.origin, opts.Origin)
+		}
+		l.origin = st.origin
+		if pub, err := readPublicKey(l.path(pubFile)); err != nil || pub.fingerprint != key.fingerprint {
+			return &VerifyError{Seq: -1, File: pubFile, Reason: "public key does not match the log key", Err: ErrTampered}
+		}
+		return nil
+	}
+	// A fresh log: publish the key, then sign the empty tree so that the
+	// origin and key are fixed before the first record.
+	l.origin = opts.Origin
+	if l.origin == "" {
+		l.origin = defaultOrigin(l.host)
+	}
+	if strings.ContainsAny(l.origin, " +\n") || l.origin == "" {
+		return fmt.Errorf("origin %q may not contain spaces, '+' or newlines", l.origin)
+	}
+	if err := writeAtomic(l.path(pubFile), []byte(key.authorizedLine()+" "+SignerPrincipal+"\n")); err != nil {
+		return fmt.Errorf("writing public key: %w", err)
+	}
+	if err := writeAtomic(l.path(allowedSignersFile), []byte(allowedSignersLine(key, "created "+time.Now().UTC().Format(time.RFC3339)))); err != nil {
+		return fmt.Errorf("writing allowed_signers: %w", err)
+	}
+	_, err = l.writeCheckpoint(treeState{}, 0, emptyRoot())
+	return err
+}
+
+func (l *Log) path(rel string) string { return filepath.Join(l.dir, rel) }
+
+// Origin is the log's checkpoint origin.
+func (l *Log) Origin() string { return l.origin }
+
+// Fingerprint is the SSH SHA256 fingerprint of the current log key.
+func (l *Log) Fingerprint() string { return l.key.fingerprint }
+
+// Close releases the log. It does not wait for anything: every Append has
+// already made its record durable.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.lock.Close()
+}
+
+// treeState is a verified checkpoint.
+type treeState struct {
+	origin string
+	size   int64
+	root   tlog.Hash
+	raw    []byte
+}
+
+func emptyRoot() tlog.Hash { return tlog.Hash(sha256.Sum256(nil)) }
+
+// parseCheckpoint opens a C2SP checkpoint signed by key.
+func parseCheckpoint(raw []byte, key *logKey) (treeState, error) {
+	origin, _, _ := strings.Cut(string(raw), "\n")
+	v, err := key.noteVerifier(origin)
+	if err != nil {
+		return treeState{}, &ParseError{What: "checkpoint", Offset: 0, Reason: "bad origin line"}
+	}
+	n, err := note.Open(raw, note.VerifierList(v))
+	if err != nil {
+		return treeState{}, fmt.Errorf("opening checkpoint: %w", errors.Join(ErrTampered, err))
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) != 4 || lines[3] != "" {
+		return treeState{}, &ParseError{What: "checkpoint", Offset: -1, Reason: "want origin, size and root lines"}
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
+		return treeState{}, &ParseError{What: "checkpoint", Offset: -1, Reason: "bad tree size"}
+	}
+	rb, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	if err != nil || len(rb) != tlog.HashSize {
+		return treeState{}, &ParseError{What: "checkpoint", Offset: -1, Reason: "bad root hash"}
+	}
+	return treeState{origin: origin, size: size, root: tlog.Hash(rb), raw: raw}, nil
+}
+
+// flockCtx takes a flock, giving up when ctx is done.
+func flockCtx(ctx context.Context, f *os.File, how int) error {
+	fd := int(f.Fd())
+	for delay := 20 * time.Microsecond; ; {
+		err := unix.Flock(fd, how|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("locking audit log: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("locking audit log: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+		if delay < 2*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// Append signs r, adds it to the log and returns only once the record and
+// a signed checkpoint covering it are durable (fsync). It fills r.Schema,
+// r.Seq, r.Prev and r.LogOrigin, and r.ID, r.Time.Start, r.Host and
+// r.Principal when they are empty. A torn tail left by a crashed appender
+// is repaired first: complete records are kept, incomplete bytes are moved
+// to log/torn/.
+func (l *Log) Append(ctx context.Context, r *Record) (Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return Entry{}, fmt.Errorf("appending audit record: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return Entry{}, ErrClosed
+	}
+	if err := flockCtx(ctx, l.lock, unix.LOCK_EX); err != nil {
+		return Entry{}, err
+	}
+	defer unix.Flock(int(l.lock.Fd()), unix.LOCK_UN)
+	e, err := l.appendLocked(r, nil)
+	if err != nil {
+		return Entry{}, fmt.Errorf("appending audit record: %w", err)
+	}
+	return e, nil
+}
+
+// tail is the verified end of the log that an append builds on.
+type tail struct {
+	st     treeState
+	bundle []byte // the open (partial) entry bundle, W entries
+	prev   string // "sha256:<hex>" of the last envelope, "" for an empty log
+	hashes *diskHashes
+}
+
+// loadTail reads the committed checkpoint, repairs an interrupted append
+// and checks the tail against the checkpoint root.
+func (l *Log) loadTail() (*tail, error) {
+	st, err := l.committedState(true)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.checkWitness(st); err != nil {
+		return nil, err
+	}
+	t, extra, err := l.readTail(st)
+	if err != nil {
+		return nil, err
+	}
+	if extra != nil {
+		// A complete record written by an appender that died before its
+		// checkpoint: adopt it so that no complete record is lost.
+		rec, err := l.validateNext(t, extra)
+		if err != nil {
+			return nil, err
+		}
+		var nk *logKey
+		if rec.Kind == KindKeyRotate && rec.Key != nil {
+			// The rotation died after writing its record: the new key
+			// must sign the checkpoint that covers it.
+			if nk, err = loadPrivateKey(l.path(newKeyFile)); err != nil || nk.fingerprint != rec.Key.New {
+				return nil, &VerifyError{Seq: st.size, File: newKeyFile, Reason: "interrupted key rotation without its new key", Err: ErrKeyMissing}
+			}
+			l.key = nk
+		}
+		B, W := st.size/tileWidth, int(st.size%tileWidth)
+		if err := l.renameBundle(B, W, W+1); err != nil {
+			return nil, err
+		}
+		if st, err = l.commit(t, extra); err != nil {
+			return nil, err
+		}
+		if nk != nil {
+			if err := l.installKey(nk); err != nil {
+				return nil, err
+			}
+		}
+		return l.loadTailAt(st)
+	}
+	return t, nil
+}
+
+func (l *Log) loadTailAt(st treeState) (*tail, error) {
+	t, extra, err := l.readTail(st)
+	if err != nil {
+		return nil, err
+	}
+	if extra != nil {
+		return nil, &VerifyError{Seq: st.size, File: bundlePath(st.size/tileWidth, int(st.size%tileWidth)), Reason: "unexpected record after repair", Err: ErrTampered}
+	}
+	return t, nil
+}
+
+// committedState returns the checkpoint in force. When an append died
+// between publishing checkpoint.sig and renaming checkpoint.next, the
+// signature already covers checkpoint.next: that is the committed state, and
+// with repair set the rename is finished.
+func (l *Log) committedState(repair bool) (treeState, error) {
+	raw, err := os.ReadFile(l.path(checkpointFile))
+	if err != nil {
+		return treeState{}, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	next, nerr := os.ReadFile(l.path(checkpointNext))
+	if nerr == nil {
+		sig, err := os.ReadFile(l.path(checkpointSig))
+		if err == nil {
+			if _, err := sshsigVerify(sig, SSHSigNamespace, next); err == nil {
+				if st, err := parseCheckpoint(next, l.key); err == nil {
+					if repair {
+						if err := os.Rename(l.path(checkpointNext), l.path(checkpointFile)); err != nil {
+							return treeState{}, fmt.Errorf("finishing checkpoint: %w", err)
+						}
+						if err := syncDir(l.path(logDirName)); err != nil {
+							return treeState{}, err
+						}
+					}
+					return st, nil
+				}
+			}
+		}
+	}
+	st, err := parseCheckpoint(raw, l.key)
+	if err != nil {
+		return treeState{}, &VerifyError{Seq: -1, File: checkpointFile, Reason: "checkpoint does not verify", Err: err}
+	}
+	if l.origin != "" && st.origin != l.origin {
+		return treeState{}, &VerifyError{Seq: -1, File: checkpointFile, Reason: fmt.Sprintf("origin %q, want %q", st.origin, l.origin), Err: ErrTampered}
+	}
+	return st, nil
+}
+
+// checkWitness refuses to append to a log whose checkpoint is older than
+// the newest one this host has written: that is a rollback.
+func (l *Log) checkWitness(st treeState) error {
+	raw, err := os.ReadFile(l.witness)
+	if err != nil {
+		if isNotExist(err) {
+			return &VerifyError{Seq: -1, File: l.witness, Reason: "witness missing", Err: ErrTampered}
+		}
+		return fmt.Errorf("reading witness: %w", err)
+	}
+	lines := strings.SplitN(string(raw), "\n", 3)
+	if len(lines) < 3 {
+		return &VerifyError{Seq: -1, File: l.witness, Reason: "witness is not a checkpoint", Err: ErrMalformed}
+	}
+	ws, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		return &VerifyError{Seq: -1, File: l.witness, Reason: "witness is not a checkpoint", Err: ErrMalformed}
+	}
+	if ws > st.size {
+		return &VerifyError{Seq: -1, File: checkpointFile, Reason: fmt.Sprintf("checkpoint rolled back: size %d, but size %d was already signed", st.size, ws), Err: ErrTampered}
+	}
+	return nil
+}
+
+// readTail reads the open bundle for the committed size. If it holds one
+// more complete entry than the checkpoint covers, that entry is returned as
+// extra; incomplete trailing bytes are moved aside.
+func (l *Log) readTail(st treeState) (*tail, []byte, error) {
+	t := &tail{st: st, hashes: newDiskHashes(l.path(logDirName), st.size)}
+	B, W := st.size/tileWidth, int(st.size%tileWidth)
+	var rel string
+	var data []byte
+	for _, w := range []int{W, W + 1} {
+		if w == 0 {
+			continue
+		}
+		p := bundlePath(B, w)
+		b, err := os.ReadFile(l.path(filepath.Join(logDirName, p)))
+		if isNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading entry bundle: %w", err)
+		}
+		if rel != "" {
+			return nil, nil, &VerifyError{Seq: -1, File: p, Reason: "two versions of the open entry bundle", Err: ErrTampered}
+		}
+		rel, data = p, b
+	}
+	if rel == "" && W > 0 {
+		return nil, nil, &VerifyError{Seq: st.size - 1, File: bundlePath(B, W), Reason: "entry bundle missing: log truncated behind its checkpoint", Err: ErrTampered}
+	}
+	entries, used := parseBundlePrefix(data)
+	if len(entries) < W {
+		return nil, nil, &VerifyError{Seq: B*tileWidth + int64(len(entries)), File: rel, Reason: fmt.Sprintf("bundle holds %d records, checkpoint needs %d: log truncated behind its checkpoint", len(entries), W), Err: ErrTampered}
+	}
+	if len(entries) > W+1 {
+		return nil, nil, &VerifyError{Seq: st.size + 1, File: rel, Reason: "records beyond the checkpoint", Err: ErrTampered}
+	}
+	if used < len(data) {
+		if err := l.setAsideTorn(rel, data, used); err != nil {
+			return nil, nil, err
+		}
+		if len(entries) == 0 {
+			// A new bundle whose only entry was torn: nothing complete
+			// is in it, so the file itself goes.
+			if err := os.Remove(l.path(filepath.Join(logDirName, rel))); err != nil {
+				return nil, nil, fmt.Errorf("removing torn bundle: %w", err)
+			}
+			rel = ""
+		}
+	}
+	var extra []byte
+	if len(entries) == W+1 {
+		extra = entries[W]
+		entries = entries[:W]
+	} else if rel != "" && rel != bundlePath(B, W) && W > 0 {
+		return nil, nil, &VerifyError{Seq: st.size, File: rel, Reason: "bundle name does not match its content", Err: ErrTampered}
+	}
+	if W > 0 {
+		t.bundle = data[:entryEnd(entries)]
+	}
+	// The last committed envelope: in this bundle, or the previous full one.
+	var last []byte
+	switch {
+	case W > 0:
+		last = entries[W-1]
+	case st.size > 0:
+		p := bundlePath(B-1, tileWidth)
+		b, err := os.ReadFile(l.path(filepath.Join(logDirName, p)))
+		if err != nil {
+			return nil, nil, &VerifyError{Seq: st.size - 1, File: p, Reason: "entry bundle unreadable", Err: err}
+		}
+		full, err := ParseBundle(b)
+		if err != nil || len(full) != tileWidth {
+			return nil, nil, &VerifyError{Seq: st.size - 1, File: p, Reason: "full entry bundle is not 256 records", Err: ErrTampered}
+		}
+		last = full[tileWidth-1]
+	}
+	if last != nil {
+		// Bind the tail to the signed root: the last envelope's leaf hash
+		// must be in the tiles, and the tiles must hash to the root.
+		hs, err := t.hashes.ReadHashes([]int64{tlog.StoredHashIndex(0, st.size-1)})
+		if err != nil {
+			return nil, nil, &VerifyError{Seq: st.size - 1, File: "log/tile/0", Reason: "hash tile unreadable", Err: err}
+		}
+		if hs[0] != tlog.RecordHash(last) {
+			return nil, nil, &VerifyError{Seq: st.size - 1, File: bundlePath(B, W), Reason: "last record does not match its leaf hash", Err: ErrTampered}
+		}
+		sum := sha256.Sum256(last)
+		t.prev = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	root, err := treeHash(st.size, t.hashes)
+	if err != nil {
+		return nil, nil, &VerifyError{Seq: -1, File: "log/tile", Reason: "hash tiles unreadable", Err: err}
+	}
+	if root != st.root {
+		return nil, nil, &VerifyError{Seq: -1, File: "log/tile", Reason: "hash tiles do not match the checkpoint root", Err: ErrTampered}
+	}
+	return t, extra, nil
+}
+
+func entryEnd(entries [][]byte) int {
+	n := 0
+	for _, e := range entries {
+		n += 2 + len(e)
+	}
+	return n
+}
+
+func treeHash(n int64, r tlog.HashReader) (tlog.Hash, error) {
+	if n == 0 {
+		return emptyRoot(), nil
+	}
+	return tlog.TreeHash(n, r)
+}
+
+// setAsideTorn copies the incomplete tail of a bundle to log/torn/ and only
+// then cuts it off, so no byte is destroyed.
+func (l *Log) setAsideTorn(rel string, data []byte, used int) error {
+	if err := os.MkdirAll(l.path(tornDir), 0o700); err != nil {
+		return fmt.Errorf("saving torn write: %w", err)
+	}
+	name := fmt.Sprintf("%d-%s", time.Now().UnixNano(), strings.ReplaceAll(rel, "/", "_"))
+	if err := writeNewFile(filepath.Join(l.path(tornDir), name), data[used:], 0o600); err != nil {
+		return fmt.Errorf("saving torn write: %w", err)
+	}
+	f, err := os.OpenFile(l.path(filepath.Join(logDirName, rel)), os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("repairing torn write: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(used)); err != nil {
+		return fmt.Errorf("repairing torn write: %w", err)
+	}
+	return f.Sync()
+}
+
+// validateNext checks an adopted entry as Verify would: our signature, the
+// next seq and the chain.
+func (l *Log) validateNext(t *tail, entry []byte) (*Record, error) {
+	rel := bundlePath(t.st.size/tileWidth, int(t.st.size%tileWidth)+1)
+	env, err := ParseEnvelope(entry)
+	if err != nil {
+		return nil, &VerifyError{Seq: t.st.size, File: rel, Reason: "uncommitted record is malformed", Err: err}
+	}
+	if env.PayloadType != PayloadType || !verifyEnvelope(env, l.key.pub, l.key.fingerprint) {
+		return nil, &VerifyError{Seq: t.st.size, File: rel, Reason: "uncommitted record is not signed by the log key", Err: ErrTampered}
+	}
+	var r Record
+	if err := jsonUnmarshal(env.Payload, &r); err != nil {
+		return nil, &VerifyError{Seq: t.st.size, File: rel, Reason: "uncommitted record is malformed", Err: err}
+	}
+	if r.Seq != uint64(t.st.size) || r.Prev != t.prev {
+		return nil, &VerifyError{Seq: t.st.size, File: rel, Reason: "uncommitted record does not continue the chain", Err: ErrTampered}
+	}
+	return &r, nil
+}
+
+// renameBundle renames the open bundle from width w0 to w1.
+func (l *Log) renameBundle(B int64, w0, w1 int) error {
+	if w0 == 0 {
+		return nil // a new bundle is created under its final name
+	}
+	from := l.path(filepath.Join(logDirName, bundlePath(B, w0)))
+	to := l.path(filepath.Join(logDirName, bundlePath(B, w1)))
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("publishing entry bundle: %w", err)
+	}
+	return nil
+}
+
+// appendLocked runs with the exclusive lock held.
+func (l *Log) appendLocked(r *Record, cosigner *logKey) (Entry, error) {
+	t, err := l.loadTail()
+	if err != nil {
+		return Entry{}, err
+	}
+	now := time.Now()
+	r.Schema = Schema
+	r.Seq = uint64(t.st.size)
+	r.Prev = t.prev
+	r.LogOrigin = l.origin
+	if r.ID == "" {
+		if r.ID, err = newUUIDv7(now); err != nil {
+			return Entry{}, err
+		}
+	}
+	if r.Time.Start.IsZero() {
+		r.Time.Start = now.UTC()
+	}
+	if r.Host == (Host{}) {
+		r.Host = l.host
+	}
+	if r.Principal.User == (User{}) && r.Principal.LoginUID == nil {
+		r.Principal = l.principal
+	}
+	env, err := l.seal(r, cosigner)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := l.writeEntry(t, env); err != nil {
+		return Entry{}, err
+	}
+	if cosigner != nil {
+		// key.rotate: the checkpoint covering it is the new key's first.
+		l.key = cosigner
+	}
+	if _, err := l.commit(t, env); err != nil {
+		return Entry{}, err
+	}
+	return Entry{Seq: r.Seq, ID: r.ID, LeafHash: hex.EncodeToString(func() []byte { h := tlog.RecordHash(env); return h[:] }())}, nil
+}
+
+// seal serialises and signs r, shortening the command if the envelope would
+// not fit in one entry.
+func (l *Log) seal(r *Record, cosigner *logKey) ([]byte, error) {
+	keys := []*logKey{l.key}
+	if cosigner != nil {
+		keys = append(keys, cosigner)
+	}
+	for attempt := 0; ; attempt++ {
+		payload, err := canonicalJSON(r)
+		if err != nil {
+			return nil, fmt.Errorf("encoding record: %w", err)
+		}
+		env, err := signEnvelope(payload, keys...)
+		if err != nil {
+			return nil, err
+		}
+		if len(env) <= maxEntry {
+			return env, nil
+		}
+		if attempt > 0 || !shrinkCommand(r, len(env)-maxEntry) {
+			return nil, fmt.Errorf("%d byte envelope, limit %d: %w", len(env), maxEntry, ErrTooLarge)
+		}
+	}
+}
+
+// shrinkCommand caps the command text so the record fits, keeping a digest
+// of the full form. It reports whether it changed anything.
+func shrinkCommand(r *Record, over int) bool {
+	full, _ := canonicalJSON(struct {
+		Line string   `json:"line"`
+		Argv []string `json:"argv"`
+		Args []string `json:"args"`
+	}{r.Command.Line, r.Command.Argv, r.Command.Args})
+	sum := sha256.Sum256(full)
+	// Base64 grows the payload by 4/3, JSON escaping by up to 6x.
+	budget := 16 << 10
+	changed := false
+	capStr := func(s string) string {
+		if len(s) <= budget {
+			return s
+		}
+		changed = true
+		cut := budget
+		for cut > 0 && s[cut]&0xc0 == 0x80 {
+			cut--
+		}
+		return s[:cut]
+	}
+	r.Command.Line = capStr(r.Command.Line)
+	var total int
+	for _, list := range []*[]string{&r.Command.Argv, &r.Command.Args, &r.Command.Simple} {
+		out := (*list)[:0:0]
+		for _, a := range *list {
+			if total+len(a) > budget {
+				changed = true
+				break
+			}
+			total += len(a)
+			out = append(out, a)
+		}
+		*list = out
+	}
+	if changed {
+		r.Command.Truncated = true
+		r.Command.SHA256 = hex.EncodeToString(sum[:])
+	}
+	_ = over
+	return changed
+}
+
+// writeEntry makes the envelope durable in the open bundle and publishes
+// the bundle under its new width. Until the checkpoint is committed no
+// reader looks past the old width.
+func (l *Log) writeEntry(t *tail, env []byte) error {
+	B, W := t.st.size/tileWidth, int(t.st.size%tileWidth)
+	rec := appendEntry(make([]byte, 0, len(env)+2), env)
+	var f *os.File
+	var err error
+	if W == 0 {
+		p := l.path(filepath.Join(logDirName, bundlePath(B, 1)))
+		if err := mkdirAllSync(filepath.Dir(p)); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	} else {
+		f, err = os.OpenFile(l.path(filepath.Join(logDirName, bundlePath(B, W))), os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("opening entry bundle: %w", err)
+	}
+	if _, err := f.Write(rec); err != nil {
+		f.Close()
+		return fmt.Errorf("writing entry: %w", err)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing entry: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing entry: %w", err)
+	}
+	if err := l.renameBundle(B, W, W+1); err != nil {
+		return err
+	}
+	dirs := []string{filepath.Dir(l.path(filepath.Join(logDirName, bundlePath(B, 1))))}
+	if W+1 == tileWidth {
+		dirs = append(dirs, filepath.Dir(dirs[0]))
+	}
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	if W+1 == tileWidth {
+		// The .p directory of a full bundle is empty now.
+		os.Remove(dirs[0])
+	}
+	return nil
+}
+
+// mkdirAllSync creates dir and its parents with mode 0700 and fsyncs each
+// parent whose entries changed.
+func mkdirAllSync(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := mkdirAllSync(parent); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return syncDir(parent)
+}
+
+// commit writes the hash tiles for the new entry and a checkpoint over the
+// new tree, and returns the new state. Tiles go to names no committed
+// checkpoint refers to; the checkpoint is the commit point (see doc.go).
+func (l *Log) commit(t *tail, env []byte) (treeState, error) {
+	old := t.st.size
+	r := t.hashes
+	hs, err := tlog.StoredHashes(old, env, r)
+	if err != nil {
+		return treeState{}, fmt.Errorf("hashing entry: %w", err)
+	}
+	base := tlog.StoredHashCount(old)
+	for i, h := range hs {
+		r.overlay[base+int64(i)] = h
+	}
+	n := old + 1
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	var stale []string
+	dirs := map[string]bool{}
+	for _, tile := range tlog.NewTiles(tileHeight, old, n) {
+		data, err := tlog.ReadTileData(tile, r)
+		if err != nil {
+			return treeState{}, fmt.Errorf("building hash tile: %w", err)
+		}
+		p := l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, tile.W)))
+		if err := mkdirAllSync(filepath.Dir(p)); err != nil {
+			return treeState{}, err
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			return treeState{}, fmt.Errorf("writing hash tile: %w", err)
+		}
+		files = append(files, f)
+		if _, err := f.Write(data); err != nil {
+			return treeState{}, fmt.Errorf("writing hash tile: %w", err)
+		}
+		dirs[filepath.Dir(p)] = true
+		if ow := tileWidthAt(tile.L, tile.N, old); ow > 0 && ow != tile.W {
+			stale = append(stale, l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, ow))))
+		}
+	}
+	root, err := tlog.TreeHash(n, r)
+	if err != nil {
+		return treeState{}, fmt.Errorf("hashing tree: %w", err)
+	}
+	for _, f := range files {
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return treeState{}, fmt.Errorf("syncing hash tile: %w", err)
+		}
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return treeState{}, err
+		}
+	}
+	st, err := l.writeCheckpoint(t.st, n, root)
+	if err != nil {
+		return treeState{}, err
+	}
+	for _, p := range stale {
+		os.Remove(p) // superseded partial tile: derived data, safe to drop
+		os.Remove(filepath.Dir(p))
+	}
+	return st, nil
+}
+
+// writeCheckpoint signs and commits a checkpoint, its SSHSIG and the
+// witness. Order: checkpoint.next and the signature are made durable, the
+// signature is renamed into place (the commit point: from here on
+// committedState prefers checkpoint.next), then checkpoint.next becomes
+// checkpoint, then the witness moves forward.
+func (l *Log) writeCheckpoint(_ treeState, n int64, root tlog.Hash) (treeState, error) {
+	text := fmt.Sprintf("%s\n%d\n%s\n", l.origin, n, base64.StdEncoding.EncodeToString(root[:]))
+	signed, err := note.Sign(&note.Note{Text: text}, l.key.noteSigner(l.origin))
+	if err != nil {
+		return treeState{}, fmt.Errorf("signing checkpoint: %w", err)
+	}
+	sig, err := sshsigSign(l.key, SSHSigNamespace, signed)
+	if err != nil {
+		return treeState{}, err
+	}
+	next := l.path(checkpointNext)
+	f, err := os.OpenFile(next, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
+	}
+	_, err = f.Write(signed)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
+	}
+	sigTmp, err := writeTemp(l.path(checkpointSig), sig)
+	if err != nil {
+		return treeState{}, fmt.Errorf("writing checkpoint signature: %w", err)
+	}
+	if err := os.Rename(sigTmp, l.path(checkpointSig)); err != nil {
+		return treeState{}, fmt.Errorf("writing checkpoint signature: %w", err)
+	}
+	if err := os.Rename(next, l.path(checkpointFile)); err != nil {
+		return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
+	}
+	if err := syncDir(l.path(logDirName)); err != nil {
+		return treeState{}, err
+	}
+	if err := writeAtomic(l.witness, signed); err != nil {
+		return treeState{}, fmt.Errorf("writing witness: %w", err)
+	}
+	return treeState{origin: l.origin, size: n, root: root, raw: signed}, nil
+}

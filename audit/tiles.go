@@ -1,0 +1,158 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// C2SP tlog-tiles layout: tiles are 2^8 = 256 hashes (or entries) wide.
+const (
+	tileHeight = 8
+	tileWidth  = 1 << tileHeight
+	// maxEntry is the largest entry a bundle can hold (uint16 length prefix).
+	maxEntry = 1<<16 - 1
+)
+
+// encodeIndex writes N as C2SP path elements: zero-padded groups of three
+// digits, all but the last prefixed with "x" (1234067 -> x001/x234/067).
+func encodeIndex(n int64) string {
+	s := fmt.Sprintf("%03d", n%1000)
+	for n >= 1000 {
+		n /= 1000
+		s = fmt.Sprintf("x%03d/%s", n%1000, s)
+	}
+	return s
+}
+
+func withWidth(base string, w int) string {
+	if w == tileWidth {
+		return base
+	}
+	return base + ".p/" + strconv.Itoa(w)
+}
+
+// hashTilePath is tile/<L>/<N>[.p/<W>].
+func hashTilePath(level int, n int64, w int) string {
+	return withWidth("tile/"+strconv.Itoa(level)+"/"+encodeIndex(n), w)
+}
+
+// bundlePath is tile/entries/<N>[.p/<W>].
+func bundlePath(n int64, w int) string {
+	return withWidth("tile/entries/"+encodeIndex(n), w)
+}
+
+// tileWidthAt is how many hashes tile (level, n) holds in a tree of size.
+func tileWidthAt(level int, n int64, size int64) int {
+	w := (size >> (tileHeight * level)) - n*tileWidth
+	if w > tileWidth {
+		return tileWidth
+	}
+	if w < 0 {
+		return 0
+	}
+	return int(w)
+}
+
+// appendEntry appends one length-prefixed entry to a bundle.
+func appendEntry(bundle, entry []byte) []byte {
+	bundle = binary.BigEndian.AppendUint16(bundle, uint16(len(entry)))
+	return append(bundle, entry...)
+}
+
+// ParseBundle splits a C2SP entry bundle into its entries. Every byte must
+// belong to a complete entry; the entries alias data.
+func ParseBundle(data []byte) ([][]byte, error) {
+	entries, used := parseBundlePrefix(data)
+	if used != len(data) {
+		return entries, &ParseError{What: "entry bundle", Offset: used, Reason: "truncated entry"}
+	}
+	if len(entries) > tileWidth {
+		return entries, &ParseError{What: "entry bundle", Offset: -1, Reason: fmt.Sprintf("%d entries, at most %d allowed", len(entries), tileWidth)}
+	}
+	return entries, nil
+}
+
+// parseBundlePrefix returns the complete entries at the start of data and
+// how many bytes they use; anything after is a torn write.
+func parseBundlePrefix(data []byte) (entries [][]byte, used int) {
+	for used+2 <= len(data) {
+		n := int(binary.BigEndian.Uint16(data[used:]))
+		if used+2+n > len(data) {
+			break
+		}
+		entries = append(entries, data[used+2:used+2+n])
+		used += 2 + n
+	}
+	return entries, used
+}
+
+// diskHashes reads stored hashes from the hash tiles of a tree of the given
+// size, with an in-memory overlay for hashes being added. Tiles are only
+// read on the right edge of the tree, so an append touches O(log n) files.
+type diskHashes struct {
+	root    string
+	size    int64
+	cache   map[string][]byte
+	overlay map[int64]tlog.Hash
+}
+
+func newDiskHashes(root string, size int64) *diskHashes {
+	return &diskHashes{root: root, size: size, cache: map[string][]byte{}, overlay: map[int64]tlog.Hash{}}
+}
+
+func (d *diskHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		if h, ok := d.overlay[idx]; ok {
+			out[i] = h
+			continue
+		}
+		t := tlog.TileForIndex(tileHeight, idx)
+		t.W = tileWidthAt(t.L, t.N, d.size)
+		if t.W == 0 {
+			return nil, fmt.Errorf("hash %d is beyond tree size %d", idx, d.size)
+		}
+		rel := hashTilePath(t.L, t.N, t.W)
+		data, ok := d.cache[rel]
+		if !ok {
+			var err error
+			data, err = os.ReadFile(filepath.Join(d.root, rel))
+			if err != nil {
+				return nil, fmt.Errorf("reading hash tile: %w", err)
+			}
+			if len(data) != t.W*tlog.HashSize {
+				return nil, &VerifyError{Seq: -1, File: rel, Reason: fmt.Sprintf("tile is %d bytes, want %d", len(data), t.W*tlog.HashSize), Err: ErrTampered}
+			}
+			d.cache[rel] = data
+		}
+		h, err := tlog.HashFromTile(t, data, idx)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// memHashes is a HashReader over every stored hash, held in memory.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		if idx < 0 || idx >= int64(len(m)) {
+			return nil, fmt.Errorf("hash %d out of range", idx)
+		}
+		out[i] = m[idx]
+	}
+	return out, nil
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
