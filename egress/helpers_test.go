@@ -241,6 +241,9 @@ func startProxy(t *testing.T, cfg Config) (*Proxy, *syncBuffer) {
 	t.Helper()
 	requireNetAdmin(t)
 	refused := &syncBuffer{}
+	if cfg.Dialer == nil {
+		cfg.Dialer = guardDialer
+	}
 	if cfg.Refused == nil {
 		cfg.Refused = refused
 	}
@@ -301,4 +304,28 @@ func findRecord(s Stats, host string) (Connection, bool) {
 		}
 	}
 	return Connection{}, false
+}
+
+// guardDialer is the upstream dialer of every test proxy that has no
+// reason to leave this machine: it dials only loopback and the test hosts'
+// documentation prefix (routed over the tests' veth pairs), so even a
+// broken proxy under test cannot send a packet anywhere else.
+func guardDialer(ctx context.Context, network, addr string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("test guard: %q is not a checked address: %w", addr, err)
+	}
+	a := ap.Addr().Unmap()
+	if !netip.MustParsePrefix("127.0.0.0/8").Contains(a) && !netip.MustParsePrefix("198.51.100.0/24").Contains(a) {
+		return nil, fmt.Errorf("test guard: refusing to dial %s from a test", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// realDialer is for the one test that reaches the machine's configured Go
+// module proxy.
+func realDialer(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
