@@ -114,7 +114,7 @@ func planView(in viewInput) (*view, error) {
 		visible = append(visible, d)
 	}
 	add(&configs.Mount{Source: "tmpfs", Destination: "/tmp", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: fmt.Sprintf("mode=1777,size=%d", in.tmpSize)})
-	add(&configs.Mount{Source: "tmpfs", Destination: "/run", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Data: "mode=755,size=65536k"})
+	add(&configs.Mount{Source: "tmpfs", Destination: "/run", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Data: fmt.Sprintf("mode=755,size=65536k,uid=%d,gid=%d", in.id.inUID, in.id.inGID)})
 	add(&configs.Mount{Source: in.initPath, Destination: initPath, Device: "bind", Flags: unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV})
 
 	idmap := func(m *configs.Mount) *configs.Mount {
@@ -252,6 +252,8 @@ func persistenceVectors(ws string) (protect, missing []string, err error) {
 		}
 		if ok {
 			protect = append(protect, p)
+		} else if t, in := linkInside(p, ws); in {
+			protect = append(protect, t)
 		}
 	}
 	for _, f := range append(append([]string(nil), persistOther...), persistFiles...) {
