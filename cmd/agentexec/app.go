@@ -27,7 +27,12 @@ var subcommands = []string{"policy", "audit", "cred", "doctor", "version", "help
 func run(args []string, stdin, stdout, stderr *os.File) int {
 	ctx := context.Background()
 	rest := args[1:]
-	if len(rest) > 0 && (slices.Contains(subcommands, rest[0]) || (len(rest) == 1 && rest[0] == "-h")) {
+	if len(rest) == 1 && rest[0] == "-h" {
+		// Alone, -h is a request for help; with a command it is bash's -h.
+		fmt.Fprint(stdout, usageText)
+		return 0
+	}
+	if len(rest) > 0 && slices.Contains(subcommands, rest[0]) {
 		return runManagement(ctx, args, stdout, stderr)
 	}
 	inv, err := parseFrontDoor(rest, isTerminal(stdin))
