@@ -216,7 +216,9 @@ func (l *Log) openLocked(opts Options) error {
 	if err := writeAtomic(l.path(allowedSignersFile), []byte(allowedSignersLine(key, "created "+time.Now().UTC().Format(time.RFC3339)))); err != nil {
 		return fmt.Errorf("writing allowed_signers: %w", err)
 	}
-	_, err = l.writeCheckpoint(treeState{}, 0, emptyRoot())
+	ss := &syncSet{}
+	defer ss.close()
+	_, err = l.writeCheckpoint(ss, 0, emptyRoot())
 	return err
 }
 
@@ -366,7 +368,7 @@ func (l *Log) loadTail() (*tail, error) {
 		if err := l.renameBundle(B, W, W+1); err != nil {
 			return nil, err
 		}
-		if st, err = l.commit(t, extra); err != nil {
+		if st, err = l.commit(t, extra, &syncSet{}); err != nil {
 			return nil, err
 		}
 		if nk != nil {
@@ -505,7 +507,10 @@ func (l *Log) readTail(st treeState) (*tail, []byte, error) {
 		extra = entries[W]
 		entries = entries[:W]
 	} else if rel != "" && rel != bundlePath(B, W) && W > 0 {
-		return nil, nil, &VerifyError{Seq: st.size, File: rel, Reason: "bundle name does not match its content", Err: ErrTampered}
+		// Renamed before its new entry was complete: the name goes back.
+		if err := l.renameBundle(B, W+1, W); err != nil {
+			return nil, nil, err
+		}
 	}
 	if W > 0 {
 		t.bundle = data[:entryEnd(entries)]
@@ -649,14 +654,15 @@ func (l *Log) appendLocked(r *Record, cosigner *logKey) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := l.writeEntry(t, env); err != nil {
+	ss, err := l.writeEntry(t, env)
+	if err != nil {
 		return Entry{}, err
 	}
 	if cosigner != nil {
 		// key.rotate: the checkpoint covering it is the new key's first.
 		l.key = cosigner
 	}
-	if _, err := l.commit(t, env); err != nil {
+	if _, err := l.commit(t, env, ss); err != nil {
 		return Entry{}, err
 	}
 	return Entry{Seq: r.Seq, ID: r.ID, LeafHash: hex.EncodeToString(func() []byte { h := tlog.RecordHash(env); return h[:] }())}, nil
@@ -732,54 +738,84 @@ func shrinkCommand(r *Record, over int) bool {
 	return changed
 }
 
-// writeEntry makes the envelope durable in the open bundle and publishes
-// the bundle under its new width. Until the checkpoint is committed no
-// reader looks past the old width.
-func (l *Log) writeEntry(t *tail, env []byte) error {
+// writeEntry writes the envelope to the open bundle and publishes the
+// bundle under its new width. Nothing is durable yet: the caller syncs the
+// returned file and directories together with the tiles and checkpoint,
+// before the checkpoint that refers to them is renamed into place. Until
+// then no reader looks past the old width, and a crash leaves at worst a
+// torn tail that the next append sets aside.
+func (l *Log) writeEntry(t *tail, env []byte) (*syncSet, error) {
 	B, W := t.st.size/tileWidth, int(t.st.size%tileWidth)
 	rec := appendEntry(make([]byte, 0, len(env)+2), env)
 	var f *os.File
 	var err error
+	pdir := filepath.Dir(l.path(filepath.Join(logDirName, bundlePath(B, 1))))
 	if W == 0 {
-		p := l.path(filepath.Join(logDirName, bundlePath(B, 1)))
-		if err := mkdirAllSync(filepath.Dir(p)); err != nil {
-			return err
+		if err := mkdirAllSync(pdir); err != nil {
+			return nil, err
 		}
-		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		f, err = os.OpenFile(l.path(filepath.Join(logDirName, bundlePath(B, 1))), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	} else {
 		f, err = os.OpenFile(l.path(filepath.Join(logDirName, bundlePath(B, W))), os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	}
 	if err != nil {
-		return fmt.Errorf("opening entry bundle: %w", err)
+		return nil, fmt.Errorf("opening entry bundle: %w", err)
 	}
+	ss := &syncSet{}
+	ss.files = append(ss.files, f)
 	if _, err := f.Write(rec); err != nil {
-		f.Close()
-		return fmt.Errorf("writing entry: %w", err)
-	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing entry: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing entry: %w", err)
+		ss.close()
+		return nil, fmt.Errorf("writing entry: %w", err)
 	}
 	if err := l.renameBundle(B, W, W+1); err != nil {
-		return err
+		ss.close()
+		return nil, err
 	}
-	dirs := []string{filepath.Dir(l.path(filepath.Join(logDirName, bundlePath(B, 1))))}
+	ss.dirs = append(ss.dirs, pdir)
 	if W+1 == tileWidth {
-		dirs = append(dirs, filepath.Dir(dirs[0]))
+		ss.dirs = append(ss.dirs, filepath.Dir(pdir))
+		ss.after = append(ss.after, pdir) // the .p directory of a full bundle is empty now
 	}
-	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
-			return err
-		}
+	return ss, nil
+}
+
+// syncSet is a group of files and directories made durable together:
+// concurrent fsyncs share journal commits, which keeps an append to two
+// rounds of disk flushes.
+type syncSet struct {
+	files []*os.File
+	dirs  []string
+	after []string // paths to remove once committed
+}
+
+func (s *syncSet) close() {
+	for _, f := range s.files {
+		f.Close()
 	}
-	if W+1 == tileWidth {
-		// The .p directory of a full bundle is empty now.
-		os.Remove(dirs[0])
+	s.files = nil
+}
+
+func (s *syncSet) sync() error {
+	errs := make([]error, len(s.files)+len(s.dirs))
+	var wg sync.WaitGroup
+	for i, f := range s.files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				errs[i] = fmt.Errorf("syncing %s: %w", f.Name(), err)
+			}
+		}()
 	}
-	return nil
+	for i, d := range s.dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[len(s.files)+i] = syncDir(d)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // mkdirAllSync creates dir and its parents with mode 0700 and fsyncs each
@@ -800,8 +836,10 @@ func mkdirAllSync(dir string) error {
 
 // commit writes the hash tiles for the new entry and a checkpoint over the
 // new tree, and returns the new state. Tiles go to names no committed
-// checkpoint refers to; the checkpoint is the commit point (see doc.go).
-func (l *Log) commit(t *tail, env []byte) (treeState, error) {
+// checkpoint refers to; the checkpoint signature is the commit point (see
+// doc.go). ss holds the entry's own pending syncs.
+func (l *Log) commit(t *tail, env []byte, ss *syncSet) (treeState, error) {
+	defer ss.close()
 	old := t.st.size
 	r := t.hashes
 	hs, err := tlog.StoredHashes(old, env, r)
@@ -813,13 +851,6 @@ func (l *Log) commit(t *tail, env []byte) (treeState, error) {
 		r.overlay[base+int64(i)] = h
 	}
 	n := old + 1
-	var files []*os.File
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	var stale []string
 	dirs := map[string]bool{}
 	for _, tile := range tlog.NewTiles(tileHeight, old, n) {
 		data, err := tlog.ReadTileData(tile, r)
@@ -834,46 +865,41 @@ func (l *Log) commit(t *tail, env []byte) (treeState, error) {
 		if err != nil {
 			return treeState{}, fmt.Errorf("writing hash tile: %w", err)
 		}
-		files = append(files, f)
+		ss.files = append(ss.files, f)
 		if _, err := f.Write(data); err != nil {
 			return treeState{}, fmt.Errorf("writing hash tile: %w", err)
 		}
 		dirs[filepath.Dir(p)] = true
 		if ow := tileWidthAt(tile.L, tile.N, old); ow > 0 && ow != tile.W {
-			stale = append(stale, l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, ow))))
+			stale := l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, ow)))
+			ss.after = append(ss.after, stale, filepath.Dir(stale))
 		}
+	}
+	for d := range dirs {
+		ss.dirs = append(ss.dirs, d)
 	}
 	root, err := tlog.TreeHash(n, r)
 	if err != nil {
 		return treeState{}, fmt.Errorf("hashing tree: %w", err)
 	}
-	for _, f := range files {
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return treeState{}, fmt.Errorf("syncing hash tile: %w", err)
-		}
-	}
-	for d := range dirs {
-		if err := syncDir(d); err != nil {
-			return treeState{}, err
-		}
-	}
-	st, err := l.writeCheckpoint(t.st, n, root)
+	st, err := l.writeCheckpoint(ss, n, root)
 	if err != nil {
 		return treeState{}, err
 	}
-	for _, p := range stale {
-		os.Remove(p) // superseded partial tile: derived data, safe to drop
-		os.Remove(filepath.Dir(p))
+	for _, p := range ss.after {
+		os.Remove(p) // superseded partial tiles and empty .p dirs: derived data
 	}
 	return st, nil
 }
 
-// writeCheckpoint signs and commits a checkpoint, its SSHSIG and the
-// witness. Order: checkpoint.next and the signature are made durable, the
+// writeCheckpoint signs a checkpoint and commits it with its SSHSIG and
+// the witness. Order: everything pending in ss, checkpoint.next and the
+// temporary signature and witness are made durable together; then the
 // signature is renamed into place (the commit point: from here on
 // committedState prefers checkpoint.next), then checkpoint.next becomes
-// checkpoint, then the witness moves forward.
-func (l *Log) writeCheckpoint(_ treeState, n int64, root tlog.Hash) (treeState, error) {
+// checkpoint and the witness moves forward; then both directories are
+// synced.
+func (l *Log) writeCheckpoint(ss *syncSet, n int64, root tlog.Hash) (treeState, error) {
 	text := fmt.Sprintf("%s\n%d\n%s\n", l.origin, n, base64.StdEncoding.EncodeToString(root[:]))
 	signed, err := note.Sign(&note.Note{Text: text}, l.key.noteSigner(l.origin))
 	if err != nil {
@@ -884,23 +910,23 @@ func (l *Log) writeCheckpoint(_ treeState, n int64, root tlog.Hash) (treeState, 
 		return treeState{}, err
 	}
 	next := l.path(checkpointNext)
-	f, err := os.OpenFile(next, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
+	sigTmp := l.path(checkpointSig) + ".tmp"
+	witTmp := l.witness + ".tmp"
+	for _, w := range []struct {
+		path string
+		data []byte
+	}{{next, signed}, {sigTmp, sig}, {witTmp, signed}} {
+		f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
+		}
+		ss.files = append(ss.files, f)
+		if _, err := f.Write(w.data); err != nil {
+			return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
+		}
 	}
-	_, err = f.Write(signed)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
-	}
-	sigTmp, err := writeTemp(l.path(checkpointSig), sig)
-	if err != nil {
-		return treeState{}, fmt.Errorf("writing checkpoint signature: %w", err)
+	if err := ss.sync(); err != nil {
+		return treeState{}, err
 	}
 	if err := os.Rename(sigTmp, l.path(checkpointSig)); err != nil {
 		return treeState{}, fmt.Errorf("writing checkpoint signature: %w", err)
@@ -908,11 +934,15 @@ func (l *Log) writeCheckpoint(_ treeState, n int64, root tlog.Hash) (treeState, 
 	if err := os.Rename(next, l.path(checkpointFile)); err != nil {
 		return treeState{}, fmt.Errorf("writing checkpoint: %w", err)
 	}
-	if err := syncDir(l.path(logDirName)); err != nil {
-		return treeState{}, err
-	}
-	if err := writeAtomic(l.witness, signed); err != nil {
+	if err := os.Rename(witTmp, l.witness); err != nil {
 		return treeState{}, fmt.Errorf("writing witness: %w", err)
+	}
+	final := &syncSet{dirs: []string{l.path(logDirName)}}
+	if wd := filepath.Dir(l.witness); wd != l.path(logDirName) {
+		final.dirs = append(final.dirs, wd)
+	}
+	if err := final.sync(); err != nil {
+		return treeState{}, err
 	}
 	return treeState{origin: l.origin, size: n, root: root, raw: signed}, nil
 }

@@ -459,4 +459,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
