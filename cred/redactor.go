@@ -1,0 +1,312 @@
+package cred
+
+import (
+	"io"
+)
+
+// Redactor is an io.WriteCloser that copies its input to another writer
+// with every needle replaced by "[REDACTED:<name>]", however the input is
+// split across Write calls.
+//
+// It holds back only bytes that could still be the start of a needle:
+// everything before the earliest possible match start is written out
+// before Write returns, so interactive output is delayed only while it
+// ends in a prefix of some needle. Close (or Flush) at end of stream
+// treats the held bytes as non-matches and writes them. Held bytes are
+// never released on a timer: that would leak the prefix of a secret.
+//
+// Overlapping matches are merged into one replacement, named after the
+// match that starts first (the longest one if several start together).
+// Adjacent matches are replaced separately.
+//
+// Hex and base64 needles also match when line breaks or blanks interrupt
+// them after their first wrapDepth characters (base64 wraps at 76
+// columns, xxd -p at 60, od groups bytes with blanks); the whole span,
+// whitespace included, is replaced.
+//
+// A Redactor is not safe for concurrent use; use one per stream.
+type Redactor struct {
+	w   io.Writer
+	set *Needles
+	m   *matcher
+	gen uint64
+
+	buf  []byte // input not yet written out
+	base int64  // stream offset of buf[0]
+	out  []byte // scratch for one write to w
+
+	plainState int32
+	wrapState  int32
+	// Whitespace skipped by the wrap automaton: skips[i] is the number of
+	// wrap-stream bytes before the i-th skipped byte (still held), so a
+	// wrap-stream offset maps back to a stream offset.
+	skips     []int64
+	skipsBase int64 // stream offset of wrap-stream offset 0, plus skips dropped since
+	vpos      int64 // wrap-stream bytes consumed
+
+	ranges []span // pending matches, sorted, disjoint
+
+	count  int
+	closed bool
+	err    error
+}
+
+// span is a matched range [start, end) in stream offsets, with the match
+// that names it.
+type span struct {
+	start, end int64
+	bestStart  int64
+	bestLen    int64
+	name       int32
+}
+
+// NewRedactor returns a Redactor writing to w. Needles added to n later
+// apply to the bytes not yet written out.
+func NewRedactor(w io.Writer, n *Needles) *Redactor {
+	r := &Redactor{w: w, set: n}
+	if n == nil {
+		n = &Needles{}
+		r.set = n
+	}
+	r.m, r.gen = n.compiled()
+	return r
+}
+
+// Count is the number of replacements written so far.
+func (r *Redactor) Count() int { return r.count }
+
+// Write implements io.Writer. It reports len(p) unless the underlying
+// writer failed; after a failure every later call returns that error.
+func (r *Redactor) Write(p []byte) (int, error) {
+	if r.closed {
+		return 0, ErrClosed
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.set.gen.Load() != r.gen {
+		r.recompile()
+	}
+	start := len(r.buf)
+	r.buf = append(r.buf, p...)
+	r.scan(start)
+	if err := r.emit(r.boundary()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes out every held byte, treating partial matches as
+// non-matches. Use it only at the end of a stream (Close calls it):
+// bytes written after a Flush are matched afresh.
+func (r *Redactor) Flush() error {
+	if r.err != nil {
+		return r.err
+	}
+	if err := r.emit(r.base + int64(len(r.buf))); err != nil {
+		return err
+	}
+	r.plainState, r.wrapState = 0, 0
+	r.skips, r.skipsBase, r.vpos = r.skips[:0], r.base, 0
+	return nil
+}
+
+// Close flushes and makes later writes fail. It does not close the
+// underlying writer.
+func (r *Redactor) Close() error {
+	if r.closed {
+		return nil
+	}
+	err := r.Flush()
+	r.closed = true
+	clear(r.buf)
+	clear(r.out)
+	return err
+}
+
+// recompile switches to a newer needle set and rescans the held bytes
+// with it; bytes already written out are not revisited.
+func (r *Redactor) recompile() {
+	r.m, r.gen = r.set.compiled()
+	r.plainState, r.wrapState = 0, 0
+	r.ranges = r.ranges[:0]
+	r.skips, r.skipsBase, r.vpos = r.skips[:0], r.base, 0
+	r.scan(0)
+}
+
+// scan runs both automata over buf[from:].
+func (r *Redactor) scan(from int) {
+	r.scanPlain(from)
+	r.scanWrap(from)
+}
+
+func (r *Redactor) scanPlain(from int) {
+	a := r.m.plain
+	if len(a.needles) == 0 {
+		return
+	}
+	t, cls, oc := a.table, &a.class, a.outCol
+	st := r.plainState
+	for i, b := range r.buf[from:] {
+		st = t[st+cls[b]]
+		if o := t[st+oc]; o != 0 {
+			end := r.base + int64(from+i) + 1
+			n := a.needles[o-1]
+			r.addRange(end-int64(len(n.s)), end, n.name)
+		}
+	}
+	r.plainState = st
+}
+
+func (r *Redactor) scanWrap(from int) {
+	a := r.m.wrap
+	if len(a.needles) == 0 {
+		return
+	}
+	t, cls, oc := a.table, &a.class, a.outCol
+	dc := oc + 1
+	st := r.wrapState
+	for i, b := range r.buf[from:] {
+		if (b == ' ' || b == '\t') && t[st+dc] >= blankDepth ||
+			(b == '\n' || b == '\r') && t[st+dc] >= wrapDepth {
+			r.skips = append(r.skips, r.vpos)
+			continue
+		}
+		st = t[st+cls[b]]
+		r.vpos++
+		if o := t[st+oc]; o != 0 {
+			end := r.base + int64(from+i) + 1
+			n := a.needles[o-1]
+			r.addRange(r.realOf(r.vpos-int64(len(n.s))), end, n.name)
+		}
+	}
+	r.wrapState = st
+}
+
+// realOf maps a wrap-stream offset to a stream offset: the position of
+// that byte, after any whitespace skipped before it.
+func (r *Redactor) realOf(v int64) int64 {
+	// Count skips recorded at wrap offsets <= v.
+	lo, hi := 0, len(r.skips)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.skips[mid] <= v {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return v + r.skipsBase + int64(lo)
+}
+
+// addRange records a match, merging it with pending overlapping ones.
+func (r *Redactor) addRange(start, end int64, name int32) {
+	nw := span{start: start, end: end, bestStart: start, bestLen: end - start, name: name}
+	// Matches arrive roughly in order: look from the back for the first
+	// pending range that ends after start.
+	i := len(r.ranges)
+	for i > 0 && r.ranges[i-1].end > start {
+		i--
+	}
+	j := i
+	for j < len(r.ranges) && r.ranges[j].start < end {
+		o := r.ranges[j]
+		nw.start = min(nw.start, o.start)
+		nw.end = max(nw.end, o.end)
+		if better(o, nw) {
+			nw.bestStart, nw.bestLen, nw.name = o.bestStart, o.bestLen, o.name
+		}
+		j++
+	}
+	if i == j {
+		r.ranges = append(r.ranges, span{})
+		copy(r.ranges[i+1:], r.ranges[i:])
+		r.ranges[i] = nw
+		return
+	}
+	r.ranges[i] = nw
+	r.ranges = append(r.ranges[:i+1], r.ranges[j:]...)
+}
+
+// better reports whether a's naming match wins over b's: earlier start,
+// then longer, then the name registered first.
+func better(a, b span) bool {
+	if a.bestStart != b.bestStart {
+		return a.bestStart < b.bestStart
+	}
+	if a.bestLen != b.bestLen {
+		return a.bestLen > b.bestLen
+	}
+	return a.name < b.name
+}
+
+// boundary is the stream offset before which nothing can change any more.
+func (r *Redactor) boundary() int64 {
+	end := r.base + int64(len(r.buf))
+	b := end - int64(r.m.plain.hold(r.plainState))
+	if d := r.m.wrap.hold(r.wrapState); d > 0 {
+		b = min(b, r.realOf(r.vpos-int64(d)))
+	}
+	// A pending match that straddles the boundary may still grow.
+	for _, s := range r.ranges {
+		if s.end > b {
+			b = min(b, s.start)
+			break
+		}
+	}
+	return b
+}
+
+// emit writes out everything before stream offset b and drops it from
+// the buffer.
+func (r *Redactor) emit(b int64) error {
+	if b <= r.base {
+		return nil
+	}
+	out := r.out[:0]
+	pos := r.base
+	k := 0
+	for ; k < len(r.ranges) && r.ranges[k].end <= b; k++ {
+		s := r.ranges[k]
+		out = append(out, r.buf[pos-r.base:s.start-r.base]...)
+		out = append(out, "[REDACTED:"...)
+		out = append(out, r.m.names[s.name]...)
+		out = append(out, ']')
+		pos = s.end
+		r.count++
+	}
+	r.ranges = append(r.ranges[:0], r.ranges[k:]...)
+	var err error
+	if k == 0 {
+		// Nothing replaced: write straight from the buffer.
+		_, err = r.w.Write(r.buf[:b-r.base])
+	} else {
+		out = append(out, r.buf[pos-r.base:b-r.base]...)
+		_, err = r.w.Write(out)
+		clear(out)
+		r.out = out[:0]
+	}
+	if err != nil {
+		r.err = err
+		return err
+	}
+	n := copy(r.buf, r.buf[b-r.base:])
+	clear(r.buf[n:])
+	r.buf = r.buf[:n]
+	r.base = b
+	r.trimSkips()
+	return nil
+}
+
+// trimSkips forgets skipped whitespace that lies before the buffer.
+func (r *Redactor) trimSkips() {
+	k := 0
+	// The k-th skipped byte sits at stream offset skips[k]+skipsBase+k.
+	for k < len(r.skips) && r.skips[k]+r.skipsBase+int64(k) < r.base {
+		k++
+	}
+	if k > 0 {
+		r.skipsBase += int64(k)
+		r.skips = append(r.skips[:0], r.skips[k:]...)
+	}
+}
