@@ -164,7 +164,7 @@ type testCert struct {
 	leafDN []string
 }
 
-func newTestCert(t *testing.T, names ...string) *testCert {
+func newTestCert(t testing.TB, names ...string) *testCert {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
