@@ -227,7 +227,7 @@ func start(ctx context.Context, c *libcontainer.Container, s *Spec, ident identi
 		cfgW.Close()
 	}()
 	if consoleParent != nil {
-		m, err := utils.RecvFile(consoleParent)
+		m, err := recvFile(consoleParent)
 		if err != nil {
 			_ = c.Signal(unix.SIGKILL)
 			_, _ = p.Wait()
@@ -397,4 +397,27 @@ func removePlanted(missing []string) []string {
 		}
 	}
 	return removed
+}
+
+// recvFile receives the pty master libcontainer sends over the console
+// socket (one SCM_RIGHTS message).
+func recvFile(sock *os.File) (*os.File, error) {
+	name := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), name, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("expected one control message: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("expected one descriptor: %v", err)
+	}
+	return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
 }

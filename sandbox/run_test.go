@@ -483,8 +483,7 @@ func TestSwapMap(t *testing.T) {
 }
 
 type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
+	w *bytes.Buffer
 }
 
 var syncMu sync.Mutex
