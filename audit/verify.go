@@ -42,6 +42,7 @@ type snapshot struct {
 	st      treeState
 	cpKey   *logKey
 	cpFile  string
+	base    int64    // seq of entries[0]
 	entries [][]byte // committed entries, then pending ones
 	files   []string // bundle file of each entry
 	pending int
@@ -90,7 +91,7 @@ func (s *snapshot) load(withEntries bool) error {
 		return err
 	}
 	if withEntries {
-		return s.loadEntries()
+		return s.loadEntries(0)
 	}
 	return nil
 }
@@ -147,10 +148,12 @@ func (s *snapshot) loadCheckpoint() error {
 
 // loadEntries reads the bundles that the checkpoint covers, plus any
 // complete records an interrupted append left after them.
-func (s *snapshot) loadEntries() error {
+func (s *snapshot) loadEntries(from int64) error {
 	n := s.st.size
 	full := n / tileWidth
-	for b := int64(0); b < full; b++ {
+	first := min(from, n) / tileWidth
+	s.base = first * tileWidth
+	for b := first; b < full; b++ {
 		rel := bundlePath(b, tileWidth)
 		data, err := os.ReadFile(s.path(filepath.Join(logDirName, rel)))
 		if err != nil {
