@@ -81,7 +81,7 @@ func newBenchFixture(b *testing.B, handler http.Handler) *benchFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &http.Server{Handler: handler, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert.tls}}}
+	srv := &http.Server{Handler: handler, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert.TLS}}}
 	go srv.ServeTLS(ln, "", "")
 	b.Cleanup(func() { srv.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -95,7 +95,7 @@ func newBenchFixture(b *testing.B, handler http.Handler) *benchFixture {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
-	tlsCfg := &tls.Config{RootCAs: cert.pool}
+	tlsCfg := &tls.Config{RootCAs: cert.Pool}
 	direct := &http.Client{Transport: &http.Transport{
 		TLSClientConfig: tlsCfg,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {

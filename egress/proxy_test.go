@@ -14,14 +14,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentexec/agentexec/egress/internal/egresstest"
 )
 
 // webFixture is a test host serving HTTPS on 443 and HTTP on 80 with a
 // certificate for every name the tests use, and a resolver mapping those
 // names to it.
 type webFixture struct {
-	host *testHost
-	cert *testCert
+	host *egresstest.Host
+	cert *egresstest.Cert
 	dns  mapResolver
 }
 
@@ -40,24 +42,24 @@ func newWeb(t *testing.T) *webFixture {
 		io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "%s %s %s", helloBody, r.Method, r.Host)
 	})
-	serve(t, h.listen(t, 443), &tls.Config{Certificates: []tls.Certificate{cert.tls}}, handler)
-	serve(t, h.listen(t, 80), nil, handler)
+	serve(t, h.Listen(t, 443), &tls.Config{Certificates: []tls.Certificate{cert.TLS}}, handler)
+	serve(t, h.Listen(t, 80), nil, handler)
 	dns := mapResolver{
 		"loopback.test":  {"127.0.0.1"},
 		"metadata.test":  {"169.254.169.254"},
 		"private.test":   {"10.1.2.3"},
-		"rebinding.test": {h.addr.String(), "127.0.0.1"},
+		"rebinding.test": {h.Addr.String(), "127.0.0.1"},
 		"v6meta.test":    {"fd00:ec2::254"},
 	}
 	for _, n := range names {
-		dns[n] = []string{h.addr.String()}
+		dns[n] = []string{h.Addr.String()}
 	}
 	return &webFixture{host: h, cert: cert, dns: dns}
 }
 
 func (w *webFixture) curl(t *testing.T, p *Proxy, args ...string) (string, string, error) {
 	t.Helper()
-	argv := append([]string{"curl", "-fsS", "--max-time", "20", "--cacert", w.cert.pemCA}, args...)
+	argv := append([]string{"curl", "-fsS", "--max-time", "20", "--cacert", w.cert.CAFile}, args...)
 	return runInside(t, p, nil, argv...)
 }
 
@@ -257,7 +259,7 @@ func TestCurlThroughProxy(t *testing.T) {
 func TestNoRouteAroundProxy(t *testing.T) {
 	web := newWeb(t)
 	p, _ := startProxy(t, Config{Grants: []Grant{{Host: "api.test"}}, Resolver: web.dns})
-	target := net.JoinHostPort(web.host.addr.String(), "443")
+	target := net.JoinHostPort(web.host.Addr.String(), "443")
 
 	control, err := net.DialTimeout("tcp", target, 5*time.Second)
 	if err != nil {
@@ -268,7 +270,7 @@ func TestNoRouteAroundProxy(t *testing.T) {
 	t.Run("curl --noproxy", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"--noproxy", "*", "https://api.test/"},
-			{"--noproxy", "*", "--resolve", "api.test:443:" + web.host.addr.String(), "https://api.test/"},
+			{"--noproxy", "*", "--resolve", "api.test:443:" + web.host.Addr.String(), "https://api.test/"},
 		} {
 			if out, errOut, err := web.curl(t, p, args...); err == nil {
 				t.Errorf("curl %v: got success %q, want failure", args, out)
@@ -286,7 +288,7 @@ func TestNoRouteAroundProxy(t *testing.T) {
 	})
 	t.Run("udp", func(t *testing.T) {
 		err := inNamespace(t, p.NetNSPath(), func() error {
-			c, err := net.Dial("udp4", net.JoinHostPort(web.host.addr.String(), "53"))
+			c, err := net.Dial("udp4", net.JoinHostPort(web.host.Addr.String(), "53"))
 			if err != nil {
 				return err
 			}
@@ -402,7 +404,7 @@ func TestSNIMustMatch(t *testing.T) {
 					err = io.EOF
 				}
 			} else {
-				cfg := &tls.Config{ServerName: tc.serverName, RootCAs: web.cert.pool}
+				cfg := &tls.Config{ServerName: tc.serverName, RootCAs: web.cert.Pool}
 				if tc.serverName == "" {
 					cfg.InsecureSkipVerify = true
 				}
@@ -499,7 +501,7 @@ func TestStatsListEveryDestination(t *testing.T) {
 			t.Errorf("record %d: got %s %s:%d allowed=%v down=%d, want %s %s allowed=%v down>=%d",
 				i, c.Method, c.Host, c.Port, c.Allowed, c.BytesDown, w.method, w.host, w.allowed, w.minDown)
 		}
-		if w.allowed && (c.Rule != "api" || c.Addr != net.JoinHostPort(web.host.addr.String(), fmt.Sprint(c.Port))) {
+		if w.allowed && (c.Rule != "api" || c.Addr != net.JoinHostPort(web.host.Addr.String(), fmt.Sprint(c.Port))) {
 			t.Errorf("record %d: got rule %q addr %q, want rule api and the test host's address", i, c.Rule, c.Addr)
 		}
 	}
