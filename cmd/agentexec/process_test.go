@@ -1,0 +1,468 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// These tests run the real binary as a program would, and check what the
+// program and the command observe.
+
+func agentexec(t *testing.T, args ...string) *osexec.Cmd {
+	t.Helper()
+	c := osexec.Command(bin, args...)
+	c.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	c.Dir = t.TempDir()
+	return c
+}
+
+// exitStatus is the status a shell would report for err.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	var ee *osexec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("running agentexec: %v", err)
+	}
+	return ee.ExitCode()
+}
+
+func TestHundredMiBThroughCat(t *testing.T) {
+	const size = 100 << 20
+	c := agentexec(t, "-c", "cat")
+	in, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sent := sha256.New()
+	go func() {
+		r := rand.NewChaCha8([32]byte{42})
+		buf := make([]byte, 1<<20)
+		for n := 0; n < size; n += len(buf) {
+			_, _ = r.Read(buf)
+			sent.Write(buf)
+			if _, err := in.Write(buf); err != nil {
+				break
+			}
+		}
+		in.Close()
+	}()
+	got := sha256.New()
+	n, err := io.Copy(got, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n != size || !bytes.Equal(got.Sum(nil), sent.Sum(nil)) {
+		t.Errorf("got %d bytes sha256 %x, want %d bytes sha256 %x", n, got.Sum(nil), size, sent.Sum(nil))
+	}
+}
+
+func TestTenMiBOnBothStreams(t *testing.T) {
+	c := agentexec(t, "-c", "head -c 10485760 /dev/zero & head -c 10485760 /dev/zero >&2; wait")
+	var out, errOut countWriter
+	c.Stdout, c.Stderr = &out, &errOut
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	// stderr also holds agentexec's one-line warning.
+	if out.n != 10<<20 || errOut.n < 10<<20 || errOut.n > 10<<20+100 {
+		t.Errorf("got %d bytes on stdout and %d on stderr, want 10 MiB on each", out.n, errOut.n)
+	}
+}
+
+type countWriter struct{ n int }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// TestOneStringRoundTrip: the whole command line as one argument, as
+// CLAUDE_CODE_SHELL_PREFIX passes it, with everything a shell must not
+// mangle.
+func TestOneStringRoundTrip(t *testing.T) {
+	payload := "it's \"quoted\" $HOME `tick` !bang !! \\back\\slash\n\ttab line\nünïcødé 日本語 🚀 \x01"
+	line := "printf %s " + shellQuote(payload)
+	out, err := agentexec(t, line).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != payload {
+		t.Errorf("got %q, want %q", out, payload)
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// waitReady reads the command's first line, "ready", so the test knows the
+// command runs before it signals.
+func waitReady(t *testing.T, r io.Reader) *bufio.Reader {
+	t.Helper()
+	br := bufio.NewReader(r)
+	line, err := br.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		t.Fatalf("got %q %v, want the command's ready line", line, err)
+	}
+	return br
+}
+
+func TestSignalsReachTheCommand(t *testing.T) {
+	tests := []struct {
+		name    string
+		sig     syscall.Signal
+		want    int
+		ignored bool // agentexec starts with SIGINT ignored, as a background job of a script does
+	}{
+		{name: "SIGINT", sig: unix.SIGINT, want: 130},
+		{name: "SIGINT ignored by agentexec's parent", sig: unix.SIGINT, want: 130, ignored: true},
+		{name: "SIGTERM", sig: unix.SIGTERM, want: 143},
+		{name: "SIGHUP", sig: unix.SIGHUP, want: 129},
+		{name: "SIGQUIT", sig: unix.SIGQUIT, want: 131},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// A compound line: bash waits for sleep, so the signal must
+			// reach the process group, not only bash.
+			args := []string{"-c", "echo ready; sleep 30"}
+			var c *osexec.Cmd
+			if tc.ignored {
+				c = osexec.Command("sh", append([]string{"-c", `trap '' INT; exec "$0" "$@"`, bin}, args...)...)
+			} else {
+				c = agentexec(t, args...)
+			}
+			out, _ := c.StdoutPipe()
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitReady(t, out)
+			start := time.Now()
+			_ = c.Process.Signal(tc.sig)
+			got := exitStatus(t, c.Wait())
+			took := time.Since(start)
+			if got != tc.want {
+				t.Errorf("got exit %d, want %d", got, tc.want)
+			}
+			// The command must end now, not when sleep would have.
+			if took > time.Second {
+				t.Errorf("got exit after %v, want within a second", took)
+			}
+		})
+	}
+}
+
+// TestCommandStartsWithDefaultSignals: even when agentexec's parent
+// ignored SIGINT, the command starts with it at its default action; under
+// nohup (SIGHUP ignored) the command keeps ignoring SIGHUP.
+func TestCommandStartsWithDefaultSignals(t *testing.T) {
+	tests := []struct {
+		name     string
+		trap     string
+		wantIgn  []syscall.Signal
+		wantDflt []syscall.Signal
+	}{
+		{name: "SIGINT ignored above", trap: "trap '' INT", wantDflt: []syscall.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGQUIT}},
+		{name: "nohup", trap: "trap '' HUP", wantIgn: []syscall.Signal{unix.SIGHUP}, wantDflt: []syscall.Signal{unix.SIGINT}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := osexec.Command("sh", "-c", tc.trap+`; exec "$0" -- grep SigIgn /proc/self/status`, bin)
+			out, err := c.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := strings.Fields(string(out))
+			mask, err := strconv.ParseUint(f[len(f)-1], 16, 64)
+			if err != nil {
+				t.Fatalf("parsing %q: %v", out, err)
+			}
+			for _, s := range tc.wantIgn {
+				if mask&(1<<(s-1)) == 0 {
+					t.Errorf("got %v not ignored, want it ignored (mask %x)", s, mask)
+				}
+			}
+			for _, s := range tc.wantDflt {
+				if mask&(1<<(s-1)) != 0 {
+					t.Errorf("got %v ignored, want its default action (mask %x)", s, mask)
+				}
+			}
+		})
+	}
+}
+
+// TestKilledAgentexecTakesTheCommandAlong: when agentexec is killed
+// outright, the command does not outlive it.
+func TestKilledAgentexecTakesTheCommandAlong(t *testing.T) {
+	for _, args := range [][]string{{"-c", "echo ready; echo $$; exec sleep 30"}, {"--", "sh", "-c", "echo ready; echo $$; exec sleep 30"}} {
+		t.Run(args[0], func(t *testing.T) {
+			c := agentexec(t, args...)
+			out, _ := c.StdoutPipe()
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			br := waitReady(t, out)
+			line, _ := br.ReadString('\n')
+			pid, err := strconv.Atoi(strings.TrimSpace(line))
+			if err != nil {
+				t.Fatalf("got pid line %q: %v", line, err)
+			}
+			_ = c.Process.Kill()
+			_ = c.Wait()
+			deadline := time.Now().Add(5 * time.Second)
+			for alive(pid) {
+				if time.Now().After(deadline) {
+					_ = unix.Kill(pid, unix.SIGKILL)
+					t.Fatalf("got the command (pid %d) still running after agentexec was killed, want it gone", pid)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// alive reports whether pid runs (a zombie awaiting its reaper does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// onPTY runs agentexec on a terminal of the test's own, of the given
+// size, and returns the terminal and the lines it shows.
+func onPTY(t *testing.T, rows, cols uint16, args ...string) (*osexec.Cmd, *os.File, func(string)) {
+	t.Helper()
+	c := agentexec(t, args...)
+	ptmx, err := pty.StartWithSize(c, &pty.Winsize{Rows: rows, Cols: cols})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Process.Kill()
+		ptmx.Close()
+	})
+	lines := make(chan string, 16)
+	go func() {
+		br := bufio.NewReader(ptmx)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- strings.TrimSpace(l)
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("got end of output, want %q", want)
+				}
+				if l == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("got no %q from the command", want)
+			}
+		}
+	}
+	return c, ptmx, expect
+}
+
+// waitStatus waits, bounded, for agentexec's exit status.
+func waitStatus(t *testing.T, c *osexec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		return exitStatus(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("got no exit")
+	}
+	return -1
+}
+
+// TestPTY: on a terminal the command gets a terminal of its own with the
+// right window size, and follows resizes.
+func TestPTY(t *testing.T) {
+	c, ptmx, expect := onPTY(t, 33, 101, "-c", `test -t 0 && test -t 1 && test -t 2 && echo tty; stty size; trap 'stty size' WINCH; echo ready; while :; do sleep 0.05; done`)
+	expect("tty")
+	expect("33 101")
+	expect("ready")
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	expect("40 120")
+	_ = c.Process.Signal(unix.SIGTERM)
+	if got := waitStatus(t, c); got != 143 {
+		t.Errorf("got exit %d after SIGTERM, want 143", got)
+	}
+}
+
+// TestPTYCtrlC: Ctrl-C typed on agentexec's terminal interrupts the
+// command through its own terminal.
+func TestPTYCtrlC(t *testing.T) {
+	c, ptmx, expect := onPTY(t, 24, 80, "-c", "echo ready; sleep 30")
+	expect("ready")
+	if _, err := ptmx.Write([]byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStatus(t, c); got != 130 {
+		t.Errorf("got exit %d after Ctrl-C, want 130", got)
+	}
+}
+
+// TestNoPTYWithoutATerminal: piped stdio stay pipes.
+func TestNoPTYWithoutATerminal(t *testing.T) {
+	out, err := agentexec(t, "-c", "test -t 0 || test -t 1 || echo notty").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "notty\n" {
+		t.Errorf("got %q, want notty", out)
+	}
+}
+
+// TestFDs: the command sees only 0, 1 and 2, even when agentexec itself
+// was given more.
+func TestFDs(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	defer w.Close()
+	for _, args := range [][]string{{"--", self}, {"-c", shellQuote(self)}} {
+		t.Run(args[0], func(t *testing.T) {
+			c := agentexec(t, args...)
+			// The Go runtime of the child must not open its own files
+			// (cgroup CPU limits) before it counts.
+			c.Env = append(c.Env, "AGENTEXEC_TEST_CHILD=fds", "GODEBUG=containermaxprocs=0,updatemaxprocs=0")
+			c.ExtraFiles = []*os.File{extra, r, w}
+			out, err := c.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Fields(string(out)); !slices.Equal(got, []string{"0", "1", "2"}) {
+				t.Errorf("got open fds %q, want only 0 1 2", got)
+			}
+		})
+	}
+}
+
+// TestEnv: the command's environment is agentexec's own, exactly, plus the
+// context variables in effect.
+func TestEnv(t *testing.T) {
+	base := []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent", "ODD=a=b c", "EMPTY=", "AGENTEXEC_SESSION=outer", "AGENTEXEC_AGENT=bot", "LD_NOT_SPECIAL=1"}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{name: "unchanged", args: nil, want: base},
+		{name: "flags set context", args: []string{"--session", "s2", "--intent", "why"},
+			want: []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent", "ODD=a=b c", "EMPTY=", "AGENTEXEC_SESSION=s2", "AGENTEXEC_AGENT=bot", "LD_NOT_SPECIAL=1", "AGENTEXEC_INTENT=why"}},
+		{name: "empty flag removes", args: []string{"--agent="},
+			want: []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent", "ODD=a=b c", "EMPTY=", "AGENTEXEC_SESSION=outer", "LD_NOT_SPECIAL=1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := osexec.Command(bin, append(tc.args, "--", "/usr/bin/env", "-0")...)
+			c.Env = base
+			out, err := c.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got env %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNested: a command that calls agentexec again (make inside make)
+// works, stdin passes through both, and a "bash" on PATH that is really
+// agentexec does not make it start itself without end.
+func TestNested(t *testing.T) {
+	t.Run("nested", func(t *testing.T) {
+		c := agentexec(t, "-c", `agentexec -c 'echo inner $0; cat' in; echo outer`)
+		c.Env = append(c.Env, "PATH="+filepath.Dir(linkBin(t))+":/usr/bin:/bin")
+		c.Stdin = strings.NewReader("through both\n")
+		out, err := c.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "inner in\nthrough both\nouter\n"; string(out) != want {
+			t.Errorf("got %q, want %q", out, want)
+		}
+	})
+	t.Run("bash shim", func(t *testing.T) {
+		dir := filepath.Dir(linkBin(t))
+		if err := os.Symlink(bin, filepath.Join(dir, "bash")); err != nil {
+			t.Fatal(err)
+		}
+		c := agentexec(t, "-c", "echo ok")
+		c.Env = []string{"PATH=" + dir + ":/usr/bin:/bin"}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c2 := osexec.CommandContext(ctx, c.Path, c.Args[1:]...)
+		c2.Env = c.Env
+		out, err := c2.Output()
+		if err != nil {
+			t.Fatalf("got %v, want the command run once by the real bash", err)
+		}
+		if string(out) != "ok\n" {
+			t.Errorf("got %q, want ok", out)
+		}
+	})
+}
+
+// linkBin puts the binary on a fresh directory as "agentexec".
+func linkBin(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "agentexec")
+	if err := os.Symlink(bin, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
