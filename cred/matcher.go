@@ -1,34 +1,50 @@
 package cred
 
-// The matcher is an Aho-Corasick automaton compiled to a dense transition
-// table over byte classes (only bytes that occur in some needle get their
-// own column), so that scanning costs one table load per byte whatever
-// the number of needles. Row layout, W = classes+2 int32 per state:
-//
-//	row[0:classes]   next state's row offset for each class
-//	row[classes]     longest needle ending here: index+1, or 0
-//	row[classes+1]   hold: length of the longest suffix of the input so
-//	                 far that is a prefix of some needle and can still
-//	                 grow (a complete needle that no needle extends is
-//	                 not held: its match is already recorded)
+// The matcher is an Aho-Corasick automaton. Shallow states (depth up to
+// denseDepth) and states with several children get a dense row of next
+// states over byte classes (only bytes that occur in some needle get a
+// class of their own), so that ordinary output, which rarely gets past a
+// few bytes into a needle, costs one table load per byte. Deeper states,
+// which in a set of random secrets almost always have a single child,
+// store only that child and their failure link. States are numbered dense
+// first, in breadth-first order, which keeps the hot rows together in
+// the cache and the whole automaton small enough to build per command.
 //
 // Two automata are kept: one for needles matched byte for byte, one for
-// hex and base64 needles, in which whitespace inside a partial match of at
-// least wrapDepth characters is skipped (see Redactor).
+// hex and base64 needles, in which whitespace inside a partial match is
+// skipped (see Redactor).
 type matcher struct {
 	names []string
 	plain *automaton
 	wrap  *automaton
-	// maxLen is the longest needle, for sizing nothing in particular but
-	// useful in tests.
-	maxLen int
 }
 
+const denseDepth = 3
+
 type automaton struct {
-	class   [256]int32
-	width   int32 // classes + 2
-	outCol  int32 // classes
-	table   []int32
+	class  [256]int32
+	nclass int32
+	nDense int32
+	// width is nclass+1: a dense row ends with the state's hold, so the
+	// scan loop reads it without decoding the state.
+	width int32
+	// limit is nDense*width: encoded offsets below it are dense rows.
+	limit int32
+	// table holds nDense rows of nclass next states, each encoded as
+	// enc(id) = off<<1 | hasOutput, where off is the row's offset in
+	// table for a dense state and limit+(id-nDense) for a sparse one. The
+	// scan loop thus needs no multiply, and tests for a match without a
+	// second load.
+	table []int32
+	// Per state:
+	child      []int32 // sparse states: the only child
+	childClass []int32 // sparse states: its class
+	fail       []int32
+	out        []int32 // longest needle ending here: index+1, or 0
+	// hold: length of the longest suffix of the input so far that is a
+	// prefix of some needle and can still grow. A complete needle that
+	// no needle extends is not held: its match is already recorded.
+	hold    []int32
 	needles []needle
 }
 
@@ -36,9 +52,6 @@ func compile(all []needle, names []string) *matcher {
 	m := &matcher{names: names}
 	var plain, wrap []needle
 	for _, n := range all {
-		if len(n.s) > m.maxLen {
-			m.maxLen = len(n.s)
-		}
 		if n.wrap {
 			wrap = append(wrap, n)
 		} else {
@@ -53,16 +66,43 @@ func compile(all []needle, names []string) *matcher {
 func (m *matcher) destroy() {
 	for _, a := range []*automaton{m.plain, m.wrap} {
 		clear(a.table)
+		clear(a.child)
+		clear(a.childClass)
 		for _, n := range a.needles {
 			clear(n.s)
 		}
 	}
 }
 
+// trie is the construction-time form: children as sibling lists.
+type trie struct {
+	first, next, class, depth, term []int32
+}
+
+func (t *trie) add() int32 {
+	t.first = append(t.first, -1)
+	t.next = append(t.next, -1)
+	t.class = append(t.class, 0)
+	t.depth = append(t.depth, 0)
+	t.term = append(t.term, 0)
+	return int32(len(t.first) - 1)
+}
+
+func (t *trie) find(s, c int32) int32 {
+	for ch := t.first[s]; ch >= 0; ch = t.next[ch] {
+		if t.class[ch] == c {
+			return ch
+		}
+	}
+	return -1
+}
+
 func build(needles []needle) *automaton {
 	a := &automaton{needles: needles}
 	nc := int32(0)
+	total := 1
 	for _, n := range needles {
+		total += len(n.s)
 		for _, c := range n.s {
 			if a.class[c] == 0 {
 				nc++
@@ -71,85 +111,179 @@ func build(needles []needle) *automaton {
 		}
 	}
 	nc++ // class 0: bytes in no needle
-	a.width = nc + 2
-	a.outCol = nc
-	w := a.width
-	newState := func() int32 {
-		row := int32(len(a.table))
-		for range w {
-			a.table = append(a.table, -1)
-		}
-		a.table[row+a.outCol] = 0
-		return row
+	a.nclass = nc
+
+	t := &trie{}
+	for _, f := range []*[]int32{&t.first, &t.next, &t.class, &t.depth, &t.term} {
+		*f = make([]int32, 0, total)
 	}
-	root := newState()
-	a.table[root+a.outCol+1] = 0
-	// Trie.
+	t.add()
 	for i, n := range needles {
-		s := root
-		for d, c := range n.s {
+		s := int32(0)
+		for _, c := range n.s {
 			cl := a.class[c]
-			next := a.table[s+cl]
-			if next < 0 {
-				next = newState()
-				a.table[next+a.outCol+1] = int32(d + 1)
-				a.table[s+cl] = next
+			ch := t.find(s, cl)
+			if ch < 0 {
+				ch = t.add()
+				t.class[ch] = cl
+				t.depth[ch] = t.depth[s] + 1
+				t.next[ch] = t.first[s]
+				t.first[s] = ch
 			}
-			s = next
+			s = ch
 		}
-		// Keep the first needle at a node; duplicates were removed when
-		// they were added, so this only matters for equal strings.
-		if a.table[s+a.outCol] == 0 {
-			a.table[s+a.outCol] = int32(i + 1)
+		if t.term[s] == 0 {
+			t.term[s] = int32(i + 1)
 		}
 	}
-	states := len(a.table) / int(w)
-	leaf := make([]bool, states)
-	for st := range states {
-		row := int32(st) * w
-		leaf[st] = true
-		for c := range nc {
-			if a.table[row+c] >= 0 {
-				leaf[st] = false
-				break
-			}
+	states := int32(len(t.first))
+
+	// Breadth-first order, then dense states first.
+	order := make([]int32, 0, states)
+	order = append(order, 0)
+	for i := 0; i < len(order); i++ {
+		for ch := t.first[order[i]]; ch >= 0; ch = t.next[ch] {
+			order = append(order, ch)
 		}
 	}
-	// Breadth-first: failure links, then dense transitions and the
-	// longest-needle-ending-here column.
-	fail := make([]int32, len(a.table)/int(w))
-	queue := make([]int32, 0, len(a.table)/int(w))
-	for c := range nc {
-		next := a.table[root+c]
-		if next < 0 {
-			a.table[root+c] = root
+	isDense := func(s int32) bool {
+		return t.depth[s] <= denseDepth || (t.first[s] >= 0 && t.next[t.first[s]] >= 0)
+	}
+	id := make([]int32, states)
+	n := int32(0)
+	for _, s := range order {
+		if isDense(s) {
+			id[s] = n
+			n++
+		}
+	}
+	a.nDense = n
+	for _, s := range order {
+		if !isDense(s) {
+			id[s] = n
+			n++
+		}
+	}
+
+	w := nc + 1
+	a.width = w
+	a.table = make([]int32, int(a.nDense)*int(w))
+	a.child = make([]int32, states)
+	a.childClass = make([]int32, states)
+	a.fail = make([]int32, states)
+	a.out = make([]int32, states)
+	a.hold = make([]int32, states)
+
+	// delta is the full transition function for a state already
+	// finished (all states of lower depth are).
+	delta := func(s, c int32) int32 {
+		for {
+			if s < a.nDense {
+				return a.table[s*w+c]
+			}
+			if a.childClass[s] == c {
+				return a.child[s]
+			}
+			s = a.fail[s]
+		}
+	}
+	for _, ts := range order {
+		s := id[ts]
+		// Failure link of each child, from this state's own failure.
+		if ts == 0 {
+			a.fail[s] = 0
+		}
+		f := a.fail[s]
+		if t.term[ts] != 0 {
+			a.out[s] = t.term[ts]
+		} else if ts != 0 {
+			a.out[s] = a.out[f]
+		}
+		switch {
+		case t.first[ts] >= 0:
+			a.hold[s] = t.depth[ts]
+		case ts != 0:
+			a.hold[s] = a.hold[f]
+		}
+		if s < a.nDense {
+			row := a.table[s*w : s*w+nc]
+			for c := range nc {
+				if ts == 0 {
+					row[c] = 0
+				} else {
+					row[c] = delta(f, c)
+				}
+			}
 		} else {
-			fail[next/w] = root
-			queue = append(queue, next)
+			a.childClass[s] = -1
 		}
-	}
-	for len(queue) > 0 {
-		s := queue[0]
-		queue = queue[1:]
-		f := fail[s/w]
-		if a.table[s+a.outCol] == 0 {
-			a.table[s+a.outCol] = a.table[f+a.outCol]
-		}
-		if leaf[s/w] {
-			a.table[s+a.outCol+1] = a.table[f+a.outCol+1]
-		}
-		for c := range nc {
-			next := a.table[s+c]
-			if next < 0 {
-				a.table[s+c] = a.table[f+c]
+		for ch := t.first[ts]; ch >= 0; ch = t.next[ch] {
+			c, cs := t.class[ch], id[ch]
+			if ts == 0 {
+				a.fail[cs] = 0
 			} else {
-				fail[next/w] = a.table[f+c]
-				queue = append(queue, next)
+				a.fail[cs] = delta(f, c)
+			}
+			if s < a.nDense {
+				a.table[s*w+c] = cs
+			} else {
+				a.childClass[s], a.child[s] = c, cs
 			}
 		}
+	}
+	// Encode the dense rows' entries.
+	a.limit = a.nDense * w
+	for s := range a.nDense {
+		row := a.table[s*w : s*w+nc]
+		for i, v := range row {
+			row[i] = a.enc(v)
+		}
+		a.table[s*w+nc] = a.hold[s]
 	}
 	return a
 }
 
-// hold is how many of the last bytes might still start a match.
-func (a *automaton) hold(row int32) int { return int(a.table[row+a.outCol+1]) }
+// enc encodes state id for the scan loop.
+func (a *automaton) enc(id int32) int32 {
+	off := id * a.width
+	if id >= a.nDense {
+		off = a.limit + id - a.nDense
+	}
+	v := off << 1
+	if a.out[id] != 0 {
+		v |= 1
+	}
+	return v
+}
+
+// dec is the inverse of enc.
+func (a *automaton) dec(v int32) int32 {
+	off := v >> 1
+	if off < a.limit {
+		return off / a.width
+	}
+	return off - a.limit + a.nDense
+}
+
+// holdOf is the hold of encoded state v.
+func (a *automaton) holdOf(v int32) int32 {
+	off := v >> 1
+	if off < a.limit {
+		return a.table[off+a.nclass]
+	}
+	return a.hold[off-a.limit+a.nDense]
+}
+
+// stepSparse is the encoded transition from a sparse state on class c.
+func (a *automaton) stepSparse(v, c int32) int32 {
+	s := a.dec(v)
+	for {
+		if s < a.nDense {
+			return a.table[s*a.width+c]
+		}
+		if a.childClass[s] == c {
+			return a.enc(a.child[s])
+		}
+		s = a.fail[s]
+	}
+}

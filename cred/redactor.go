@@ -134,53 +134,61 @@ func (r *Redactor) recompile() {
 	r.scan(0)
 }
 
-// scan runs both automata over buf[from:].
+// scan runs both automata over buf[from:], interleaved: each is a chain
+// of dependent table loads, and running two chains side by side lets the
+// processor overlap them.
 func (r *Redactor) scan(from int) {
-	r.scanPlain(from)
-	r.scanWrap(from)
-}
-
-func (r *Redactor) scanPlain(from int) {
-	a := r.m.plain
-	if len(a.needles) == 0 {
-		return
-	}
-	t, cls, oc := a.table, &a.class, a.outCol
-	st := r.plainState
+	p, w := r.m.plain, r.m.wrap
+	pt, wt := p.table, w.table
+	pc, wc := &p.class, &w.class
+	pl, wl := p.limit, w.limit
+	ps, ws := r.plainState, r.wrapState
+	vpos := r.vpos
+	defer func() { r.plainState, r.wrapState, r.vpos = ps, ws, vpos }()
 	for i, b := range r.buf[from:] {
-		st = t[st+cls[b]]
-		if o := t[st+oc]; o != 0 {
+		if o := ps >> 1; o < pl {
+			ps = pt[o+pc[b]]
+		} else {
+			ps = p.stepSparse(ps, pc[b])
+		}
+		if ps&1 != 0 {
+			n := p.needles[p.out[p.dec(ps)]-1]
 			end := r.base + int64(from+i) + 1
-			n := a.needles[o-1]
 			r.addRange(end-int64(len(n.s)), end, n.name)
 		}
-	}
-	r.plainState = st
-}
 
-func (r *Redactor) scanWrap(from int) {
-	a := r.m.wrap
-	if len(a.needles) == 0 {
-		return
-	}
-	t, cls, oc := a.table, &a.class, a.outCol
-	dc := oc + 1
-	st := r.wrapState
-	for i, b := range r.buf[from:] {
-		if (b == ' ' || b == '\t') && t[st+dc] >= blankDepth ||
-			(b == '\n' || b == '\r') && t[st+dc] >= wrapDepth {
-			r.skips = append(r.skips, r.vpos)
+		if b <= ' ' && ws != 0 && r.skipBlank(b, ws) {
+			r.skips = append(r.skips, vpos)
 			continue
 		}
-		st = t[st+cls[b]]
-		r.vpos++
-		if o := t[st+oc]; o != 0 {
+		if o := ws >> 1; o < wl {
+			ws = wt[o+wc[b]]
+		} else {
+			ws = w.stepSparse(ws, wc[b])
+		}
+		vpos++
+		if ws&1 != 0 {
+			n := w.needles[w.out[w.dec(ws)]-1]
 			end := r.base + int64(from+i) + 1
-			n := a.needles[o-1]
-			r.addRange(r.realOf(r.vpos-int64(len(n.s))), end, n.name)
+			r.addRange(r.realOf(vpos-int64(len(n.s))), end, n.name)
 		}
 	}
-	r.wrapState = st
+}
+
+// skipBlank says whether the wrap automaton, in encoded state ws, skips
+// whitespace byte b: only inside a partial match long enough that the
+// blank or line break is more likely a dump's layout than text.
+func (r *Redactor) skipBlank(b byte, ws int32) bool {
+	var need int32
+	switch b {
+	case ' ', '\t':
+		need = blankDepth
+	case '\n', '\r':
+		need = wrapDepth
+	default:
+		return false
+	}
+	return r.m.wrap.holdOf(ws) >= need
 }
 
 // realOf maps a wrap-stream offset to a stream offset: the position of
@@ -243,8 +251,8 @@ func better(a, b span) bool {
 // boundary is the stream offset before which nothing can change any more.
 func (r *Redactor) boundary() int64 {
 	end := r.base + int64(len(r.buf))
-	b := end - int64(r.m.plain.hold(r.plainState))
-	if d := r.m.wrap.hold(r.wrapState); d > 0 {
+	b := end - int64(int(r.m.plain.holdOf(r.plainState)))
+	if d := int(r.m.wrap.holdOf(r.wrapState)); d > 0 {
 		b = min(b, r.realOf(r.vpos-int64(d)))
 	}
 	// A pending match that straddles the boundary may still grow.

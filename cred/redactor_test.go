@@ -189,8 +189,8 @@ func TestRedactorHoldsOnlyPossiblePrefixes(t *testing.T) {
 	var out bytes.Buffer
 	r := NewRedactor(&out, n)
 	steps := []struct{ write, want string }{
-		{"$ prompt> ", "$ prompt> "},           // nothing held: no needle starts here
-		{"token ghs_sec", "$ prompt> token "},  // "ghs_sec" could be the token
+		{"$ prompt> ", "$ prompt> "},              // nothing held: no needle starts here
+		{"token ghs_sec", "$ prompt> token "},     // "ghs_sec" could be the token
 		{"ond\n", "$ prompt> token ghs_second\n"}, // resolved: not the token
 		{"ghs_secretvalue", "$ prompt> token ghs_second\n[REDACTED:tok]"},
 		{"!", "$ prompt> token ghs_second\n[REDACTED:tok]!"},
