@@ -235,8 +235,10 @@ func (a *analyser) env(ws []word, text string, st *state, in stdin) {
 			a.emit(ws, text, st, "unknown-program", "cannot tell which program env runs with option "+s)
 			return
 		}
-		if name, _, ok := strings.Cut(s, "="); ok && isName(name) {
-			if dangerousVar(name) && inj == "" {
+		// env takes any word with "=" before the program as an
+		// assignment, even one bash could not write (BASH_FUNC_f%%=...).
+		if name, _, ok := strings.Cut(s, "="); ok {
+			if (dangerousVar(name) || !isName(name)) && inj == "" {
 				inj = injection(name)
 			}
 			if name == "HOME" {
