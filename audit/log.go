@@ -341,11 +341,11 @@ func (l *Log) loadTail() (*tail, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkWitness(st); err != nil {
-		return nil, err
-	}
 	t, extra, err := l.readTail(st)
 	if err != nil {
+		return nil, err
+	}
+	if err := l.checkWitness(t); err != nil {
 		return nil, err
 	}
 	if extra != nil {
@@ -431,8 +431,9 @@ func (l *Log) committedState(repair bool) (treeState, error) {
 }
 
 // checkWitness refuses to append to a log whose checkpoint is older than
-// the newest one this host has written: that is a rollback.
-func (l *Log) checkWitness(st treeState) error {
+// the newest one this host has written (a rollback), or whose history up to
+// it differs (a rewrite). The check costs O(log n) hashes from the tiles.
+func (l *Log) checkWitness(t *tail) error {
 	raw, err := os.ReadFile(l.witness)
 	if err != nil {
 		if isNotExist(err) {
@@ -440,16 +441,30 @@ func (l *Log) checkWitness(st treeState) error {
 		}
 		return fmt.Errorf("reading witness: %w", err)
 	}
-	lines := strings.SplitN(string(raw), "\n", 3)
-	if len(lines) < 3 {
-		return &VerifyError{Seq: -1, File: l.witness, Reason: "witness is not a checkpoint", Err: ErrMalformed}
-	}
-	ws, err := strconv.ParseInt(lines[1], 10, 64)
+	ws, err := parseCheckpoint(raw, l.key)
 	if err != nil {
-		return &VerifyError{Seq: -1, File: l.witness, Reason: "witness is not a checkpoint", Err: ErrMalformed}
+		// Signed by a key since rotated away: compare sizes only.
+		lines := strings.SplitN(string(raw), "\n", 3)
+		if len(lines) < 3 {
+			return &VerifyError{Seq: -1, File: l.witness, Reason: "witness is not a checkpoint", Err: ErrMalformed}
+		}
+		if ws.size, err = strconv.ParseInt(lines[1], 10, 64); err != nil {
+			return &VerifyError{Seq: -1, File: l.witness, Reason: "witness is not a checkpoint", Err: ErrMalformed}
+		}
+		ws.root = tlog.Hash{}
 	}
-	if ws > st.size {
-		return &VerifyError{Seq: -1, File: checkpointFile, Reason: fmt.Sprintf("checkpoint rolled back: size %d, but size %d was already signed", st.size, ws), Err: ErrTampered}
+	if ws.size > t.st.size {
+		return &VerifyError{Seq: -1, File: checkpointFile, Reason: fmt.Sprintf("checkpoint rolled back: size %d, but size %d was already signed", t.st.size, ws.size), Err: ErrTampered}
+	}
+	if ws.root == (tlog.Hash{}) {
+		return nil
+	}
+	root, err := treeHash(ws.size, t.hashes)
+	if err != nil {
+		return &VerifyError{Seq: -1, File: "log/tile", Reason: "hash tiles unreadable", Err: err}
+	}
+	if root != ws.root {
+		return &VerifyError{Seq: -1, File: l.witness, Reason: "log history differs from the witnessed checkpoint: rewritten", Err: ErrTampered}
 	}
 	return nil
 }

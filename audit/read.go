@@ -245,4 +245,3 @@ func Follow(ctx context.Context, opts Options, from uint64, interval time.Durati
 		}
 	}
 }
-

@@ -47,6 +47,9 @@ type snapshot struct {
 	files   []string // bundle file of each entry
 	pending int
 	torn    int
+
+	witness    treeState
+	witnessRel string
 }
 
 // openSnapshot takes a shared lock and reads keys, checkpoint and, when
@@ -265,11 +268,19 @@ func (s *snapshot) checkOne(i int) checked {
 // *VerifyError.
 func Verify(opts Options) (*VerifyReport, error) {
 	start := time.Now()
-	s, release, err := openSnapshot(opts, true)
+	s, release, err := openSnapshot(opts, false)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	// The witness first: a rolled-back checkpoint is the clearest
+	// diagnosis even when the entries no longer match it either.
+	if err := s.loadWitness(opts); err != nil {
+		return nil, err
+	}
+	if err := s.loadEntries(0); err != nil {
+		return nil, err
+	}
 	rep, err := s.verify(opts)
 	if err != nil {
 		return nil, err
@@ -411,7 +422,7 @@ func (s *snapshot) verify(opts Options) (*VerifyReport, error) {
 	if root != s.st.root {
 		return nil, &VerifyError{Seq: -1, File: s.cpFile, Reason: "Merkle root of the records does not match the checkpoint", Err: ErrTampered}
 	}
-	ws, err := s.checkWitness(opts, hashes)
+	ws, err := s.checkWitness(hashes)
 	if err != nil {
 		return nil, err
 	}
@@ -419,39 +430,46 @@ func (s *snapshot) verify(opts Options) (*VerifyReport, error) {
 	return rep, nil
 }
 
-// checkWitness compares the checkpoint with the newest one ever written:
-// it may not be smaller (rollback) or disagree on history (rewrite).
-func (s *snapshot) checkWitness(opts Options, hashes memHashes) (int64, error) {
+// loadWitness reads the newest checkpoint ever written; the checkpoint
+// may not be smaller (rollback).
+func (s *snapshot) loadWitness(opts Options) error {
 	_, witness, err := opts.paths()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	rel := witness
+	s.witnessRel = witness
 	if r, err := filepath.Rel(s.dir, witness); err == nil && !strings.HasPrefix(r, "..") {
-		rel = r
+		s.witnessRel = r
 	}
 	raw, err := os.ReadFile(witness)
 	if err != nil {
-		return 0, &VerifyError{Seq: -1, File: rel, Reason: "witness missing or unreadable", Err: err}
+		return &VerifyError{Seq: -1, File: s.witnessRel, Reason: "witness missing or unreadable", Err: err}
 	}
 	ws, _, err := s.openNote(raw)
 	if err != nil {
-		return 0, &VerifyError{Seq: -1, File: rel, Reason: "witness does not verify", Err: err}
+		return &VerifyError{Seq: -1, File: s.witnessRel, Reason: "witness does not verify", Err: err}
 	}
 	if ws.origin != s.st.origin {
-		return 0, &VerifyError{Seq: -1, File: rel, Reason: "witness is for another log", Err: ErrTampered}
+		return &VerifyError{Seq: -1, File: s.witnessRel, Reason: "witness is for another log", Err: ErrTampered}
 	}
 	if ws.size > s.st.size {
-		return 0, &VerifyError{Seq: -1, File: s.cpFile, Reason: fmt.Sprintf("checkpoint rolled back: it covers %d records, but a checkpoint for %d was signed", s.st.size, ws.size), Err: ErrTampered}
+		return &VerifyError{Seq: -1, File: s.cpFile, Reason: fmt.Sprintf("checkpoint rolled back: it covers %d records, but a checkpoint for %d was signed", s.st.size, ws.size), Err: ErrTampered}
 	}
-	root, err := treeHash(ws.size, hashes)
+	s.witness = ws
+	return nil
+}
+
+// checkWitness checks that the log's history up to the witnessed size is
+// the history that was witnessed (no rewrite).
+func (s *snapshot) checkWitness(hashes memHashes) (int64, error) {
+	root, err := treeHash(s.witness.size, hashes)
 	if err != nil {
 		return 0, err
 	}
-	if root != ws.root {
-		return 0, &VerifyError{Seq: -1, File: rel, Reason: "log history differs from the witnessed checkpoint: rewritten", Err: ErrTampered}
+	if root != s.witness.root {
+		return 0, &VerifyError{Seq: -1, File: s.witnessRel, Reason: "log history differs from the witnessed checkpoint: rewritten", Err: ErrTampered}
 	}
-	return ws.size, nil
+	return s.witness.size, nil
 }
 
 func contains(list []string, s string) bool {
