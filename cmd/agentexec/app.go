@@ -47,7 +47,7 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 		fmt.Fprintln(stdout, versionLine())
 		return 0
 	}
-	return runShell(ctx, inv, stdin, stdout, stderr)
+	return runShell(ctx, args[0], inv, stdin, stdout, stderr)
 }
 
 // report prints err as agentexec's one line and returns the exit status.

@@ -23,14 +23,17 @@ const (
 	envWorkspace = "AGENTEXEC_WORKSPACE"
 )
 
-// runShell runs one shell-compatible invocation through exec.
-func runShell(ctx context.Context, inv *invocation, stdin, stdout, stderr *os.File) int {
+// runShell runs one shell-compatible invocation through exec. argv0 is
+// agentexec's own argv[0]: $0 of a shell line without NAME, as bash's $0
+// is its argv[0].
+func runShell(ctx context.Context, argv0 string, inv *invocation, stdin, stdout, stderr *os.File) int {
 	env := os.Environ()
 	req, err := baseRequest(inv, env)
 	if err != nil {
 		return report(stderr, err)
 	}
 	req.Stdin, req.Stdout, req.Stderr = stdin, stdout, stderr
+	req.Name = argv0
 	engine := newEngine(stderr)
 
 	ops := inv.operands
