@@ -85,6 +85,14 @@ func (p *Proxy) forward(c net.Conn, br *bufio.Reader, req *http.Request) bool {
 	}
 	upr := bufio.NewReader(&countReader{r: up, n: &downBytes})
 	resp, err := http.ReadResponse(upr, req)
+	// Interim responses (100 Continue, 103 Early Hints) go to the client
+	// as they come; the final response follows them.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		if err = resp.Write(c); err != nil {
+			return false
+		}
+		resp, err = http.ReadResponse(upr, req)
+	}
 	if err != nil {
 		writeStatus(c, http.StatusBadGateway, fmt.Sprintf("agentexec: network: %s %s failed (reading response: %v)", method, ap, err))
 		return false

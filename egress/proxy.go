@@ -47,6 +47,7 @@ const (
 	helloTimeout     = 15 * time.Second
 	dialTimeout      = 30 * time.Second
 	maxRecorded      = 10000 // connection records kept; further ones are counted in Stats.Dropped
+	maxClients       = 256   // client connections served at once; more get 503
 	maxRefusalReport = 200   // distinct refusal lines written; then one summary line
 )
 
@@ -84,6 +85,43 @@ type Connection struct {
 	Duration  time.Duration `json:"duration_ns"`
 }
 
+// Destination sums up the attempts on one host and port with one outcome,
+// for an end record that lists where a command went.
+type Destination struct {
+	Host      string `json:"host"`
+	Port      int    `json:"port"`
+	Allowed   bool   `json:"allowed"`
+	Rule      string `json:"rule,omitempty"`
+	Attempts  int    `json:"attempts"`
+	BytesUp   int64  `json:"bytes_up"`
+	BytesDown int64  `json:"bytes_down"`
+}
+
+// Destinations groups Connections by host, port and whether they were
+// allowed, in the order each destination was first tried.
+func (s Stats) Destinations() []Destination {
+	type key struct {
+		host    string
+		port    int
+		allowed bool
+	}
+	index := map[key]int{}
+	var out []Destination
+	for _, c := range s.Connections {
+		k := key{c.Host, c.Port, c.Allowed}
+		i, ok := index[k]
+		if !ok {
+			i = len(out)
+			index[k] = i
+			out = append(out, Destination{Host: c.Host, Port: c.Port, Allowed: c.Allowed, Rule: c.Rule})
+		}
+		out[i].Attempts++
+		out[i].BytesUp += c.BytesUp
+		out[i].BytesDown += c.BytesDown
+	}
+	return out
+}
+
 // Proxy is a running egress proxy. Close it.
 type Proxy struct {
 	rules    []compiled
@@ -99,6 +137,8 @@ type Proxy struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	slots chan struct{} // one token per client connection being served
 
 	mu        sync.Mutex
 	closed    bool
@@ -137,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		port:     ln.Addr().(*net.TCPAddr).Port,
 		conns:    map[net.Conn]struct{}{},
 		reported: map[string]bool{},
+		slots:    make(chan struct{}, maxClients),
 	}
 	if p.resolver == nil {
 		p.resolver = hostResolver{}
@@ -244,9 +285,19 @@ func (p *Proxy) serve() {
 			c.Close()
 			return
 		}
+		select {
+		case p.slots <- struct{}{}:
+		default:
+			// Too many open connections: a runaway command must not be
+			// able to exhaust agentexec's own descriptors or memory.
+			writeStatus(c, http.StatusServiceUnavailable, "agentexec: network: too many connections through the proxy")
+			p.untrack(c)
+			continue
+		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			defer func() { <-p.slots }()
 			defer p.untrack(c)
 			p.handle(c)
 		}()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -495,6 +496,24 @@ func TestStatsListEveryDestination(t *testing.T) {
 	if len(s.Connections) != len(wants) {
 		t.Fatalf("got %d records %+v, want %d", len(s.Connections), s.Connections, len(wants))
 	}
+	dests := s.Destinations()
+	wantDests := []Destination{
+		{Host: "api.test", Port: 443, Allowed: true, Rule: "api", Attempts: 1},
+		{Host: "api.test", Port: 80, Allowed: true, Rule: "api", Attempts: 1},
+		{Host: "other.test", Port: 443, Attempts: 1},
+	}
+	if len(dests) != len(wantDests) {
+		t.Fatalf("got destinations %+v, want %d", dests, len(wantDests))
+	}
+	for i, w := range wantDests {
+		d := dests[i]
+		if d.Host != w.Host || d.Port != w.Port || d.Allowed != w.Allowed || d.Rule != w.Rule || d.Attempts != w.Attempts {
+			t.Errorf("destination %d: got %+v, want %+v", i, d, w)
+		}
+		if d.BytesDown != s.Connections[i].BytesDown {
+			t.Errorf("destination %d: got %d bytes down, want %d", i, d.BytesDown, s.Connections[i].BytesDown)
+		}
+	}
 	for i, w := range wants {
 		c := s.Connections[i]
 		if c.Method != w.method || c.Host != w.host || c.Allowed != w.allowed || c.BytesDown < w.minDown {
@@ -544,4 +563,87 @@ func TestCloseEndsEverything(t *testing.T) {
 		t.Errorf("namespace path %s still exists after Close", nsPath)
 	}
 	p.Close() // a second Close is harmless
+}
+
+// TestKeepAliveChecksEveryRequest sends a granted and then an ungranted
+// plain-HTTP request on one client connection: the second must be refused
+// on its own, not ride on the first one's check.
+func TestKeepAliveChecksEveryRequest(t *testing.T) {
+	web := newWeb(t)
+	p, refused := startProxy(t, Config{Grants: []Grant{{Host: "api.test"}}, Resolver: web.dns})
+	c, err := dialInside(t, p, p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	steps := []struct {
+		req  string
+		code int
+		body string
+	}{
+		{"GET http://api.test/ HTTP/1.1\r\nHost: api.test\r\n\r\n", 200, helloBody + " GET api.test"},
+		{"POST http://api.test/ HTTP/1.1\r\nHost: api.test\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody", 200, helloBody + " POST api.test"},
+		{"GET http://api.test/ HTTP/1.1\r\nHost: other.test\r\n\r\n", 200, helloBody + " GET api.test"},
+		{"GET http://other.test/ HTTP/1.1\r\nHost: api.test\r\n\r\n", 403, "agentexec: network: refused GET other.test:80"},
+	}
+	for i, s := range steps {
+		io.WriteString(c, s.req)
+		resp, err := http.ReadResponse(br, nil)
+		for err == nil && resp.StatusCode == http.StatusContinue {
+			resp, err = http.ReadResponse(br, nil)
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != s.code || !strings.HasPrefix(string(b), s.body) {
+			t.Errorf("step %d: got %d %q, want %d %q", i, resp.StatusCode, b, s.code, s.body)
+		}
+	}
+	if !strings.Contains(refused.String(), "refused GET other.test:80 (no grant") {
+		t.Errorf("got refusals %q", refused.String())
+	}
+}
+
+// TestConnectionLimit holds the proxy's client slots open and checks that
+// one more connection is turned away rather than served.
+func TestConnectionLimit(t *testing.T) {
+	p, _ := startProxy(t, Config{})
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < maxClients; i++ {
+		c, err := dialInside(t, p, p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// The accept loop is sequential: once it answers a probe on a fresh
+	// connection, every earlier connection holds a slot.
+	c, err := dialInside(t, p, p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("got %v, %v; want 503 for connection %d", resp, err, maxClients+1)
+	}
+}
+
+// TestStartRejectsBadGrants fails closed: one bad grant and nothing starts.
+func TestStartRejectsBadGrants(t *testing.T) {
+	_, err := Start(context.Background(), Config{Grants: []Grant{{Host: "api.test"}, {Host: "*.com"}}})
+	var pe *PatternError
+	if !errors.As(err, &pe) || pe.Pattern != "*.com" {
+		t.Fatalf("got %v, want a *PatternError for *.com", err)
+	}
 }
