@@ -82,6 +82,12 @@ func (execProvider) issue(ctx context.Context, spec Spec, p Purpose) (*Credentia
 		// The decoder's message may quote the input: keep only its kind.
 		return nil, fmt.Errorf("%w: issue: stdout is not a JSON response object", ErrBadResponse)
 	}
+	if resp.Version != 1 {
+		// Not our protocol: nothing in it, a revoke included, can be
+		// trusted to mean what version 1 means.
+		destroyResp(&resp)
+		return nil, fmt.Errorf("%w: issue: version %d, want 1", ErrBadResponse, resp.Version)
+	}
 	c := &Credential{ID: resp.ID, Granted: normalizeJSON(resp.Granted)}
 	if resp.RevokeHandle.set {
 		c.hidden = append(c.hidden, Secret{b: resp.RevokeHandle.b})
@@ -117,9 +123,6 @@ func destroyResp(r *execResponse) {
 }
 
 func fillExec(c *Credential, spec Spec, resp *execResponse) error {
-	if resp.Version != 1 {
-		return fmt.Errorf("%w: issue: version %d, want 1", ErrBadResponse, resp.Version)
-	}
 	if resp.ExpiresAt != nil {
 		c.ExpiresAt = *resp.ExpiresAt
 	}

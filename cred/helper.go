@@ -83,6 +83,7 @@ func (h helperRun) run(ctx context.Context) (*helperOutput, error) {
 	// Whatever the helper printed on stdout may be the secret it meant to
 	// return; redact stderr with it before it goes anywhere.
 	n := outputNeedles(out.stdout)
+	addEnvironmentSecrets(n, h.env)
 	herr := &HelperError{Op: h.op, ExitCode: -1, Stderr: clean(n.redactBytes(out.stderr))}
 	n.Destroy()
 	var exit *osexec.ExitError
@@ -99,6 +100,21 @@ func (h helperRun) run(ctx context.Context) (*helperOutput, error) {
 		herr.Err = fmt.Errorf("%w: %w", ErrHelperFailed, err)
 	}
 	return out, herr
+}
+
+// addEnvironmentSecrets registers the values of credential-like variables
+// (see IsCredentialName) of the helper's environment: a helper that fails
+// often echoes what it was given.
+func addEnvironmentSecrets(n *Needles, env []string) {
+	if env == nil {
+		env = os.Environ()
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if IsCredentialName(k) && len(v) >= MinSecretLen {
+			_ = n.Add("environment", []byte(v))
+		}
+	}
 }
 
 // outputNeedles treats everything a helper printed as possibly secret:
