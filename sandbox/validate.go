@@ -18,6 +18,7 @@ type check struct {
 
 // checks run in order before any namespace or process exists.
 var checks = []check{
+	{"seccomp", checkSeccomp},
 	{"argv", checkArgv},
 	{"workspace", checkWorkspace},
 	{"cwd", checkCwd},
@@ -42,6 +43,13 @@ func validate(in *Spec, ident identity) (*Spec, error) {
 		}
 	}
 	return &s, nil
+}
+
+func checkSeccomp(*Spec, identity) *CheckError {
+	if !seccompBuilt {
+		return &CheckError{Check: "seccomp", Reason: "this binary was built without seccomp support (build with -tags seccomp)", Err: ErrUnsupported}
+	}
+	return nil
 }
 
 func checkArgv(s *Spec, _ identity) *CheckError {
