@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -17,6 +18,12 @@ func TestMain(m *testing.M) {
 	case "inside":
 		fmt.Println("inside:", Inside())
 		os.Exit(0)
+	case "leak":
+		// Start a long command and wait to be killed, leaving the
+		// container behind for TestSweepAfterKill.
+		_, err := Run(context.Background(), Spec{Argv: []string{"sleep", os.Getenv("SLEEP")}, Env: testEnv, Workspace: os.Getenv("WS")})
+		fmt.Println("run returned:", err)
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper")
 		os.Exit(2)
