@@ -93,9 +93,9 @@ func (d *decoder) credential(n *yaml.Node) (Credential, error) {
 			}
 		case "env":
 			c.Env, err = d.strs(v, key)
-			for _, e := range c.Env {
+			for i, e := range c.Env {
 				if err == nil {
-					err = d.deliveryVar(v, key, e)
+					err = d.deliveryVar(elem(v, i), key, e)
 				}
 			}
 		case "file_env":

@@ -55,10 +55,10 @@ func (d *decoder) netGrant(n *yaml.Node) (NetGrant, error) {
 			if err != nil {
 				return err
 			}
-			for _, p := range ps {
+			for i, p := range ps {
 				n, err := strconv.Atoi(p)
 				if err != nil || n < 1 || n > 65535 {
-					return d.errf(v, key, "port %q must be 1-65535", p)
+					return d.errf(elem(v, i), key, "port %q must be 1-65535", p)
 				}
 				g.Ports = append(g.Ports, n)
 			}
@@ -67,9 +67,9 @@ func (d *decoder) netGrant(n *yaml.Node) (NetGrant, error) {
 			if err != nil {
 				return err
 			}
-			for _, m := range ms {
+			for i, m := range ms {
 				if !slices.Contains(httpMethods, m) {
-					return d.errf(v, key, "method %q must be one of %s", m, strings.Join(httpMethods, ", "))
+					return d.errf(elem(v, i), key, "method %q must be one of %s", m, strings.Join(httpMethods, ", "))
 				}
 			}
 			g.Methods = ms

@@ -220,6 +220,15 @@ func (d *decoder) str(n *yaml.Node, key string) (string, error) {
 	return n.Value, nil
 }
 
+// elem returns the node of the i-th string strs read from n, for errors
+// that should point at the element rather than the list.
+func elem(n *yaml.Node, i int) *yaml.Node {
+	if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+		return n.Content[i]
+	}
+	return n
+}
+
 // strs accepts a string or a list of strings.
 func (d *decoder) strs(n *yaml.Node, key string) ([]string, error) {
 	if n.Kind == yaml.ScalarNode {
@@ -459,7 +468,7 @@ func (d *decoder) rule(n *yaml.Node) (*Rule, map[string]bool, error) {
 	if r.ID == "" {
 		return nil, nil, d.errf(n, "id", "rule is missing id")
 	}
-	if r.Verdict != Allow && !r.Grants.empty() {
+	if keys["verdict"] && r.Verdict != Allow && !r.Grants.empty() {
 		return nil, nil, d.errf(n, "grants", "rule %q has verdict %s; only allow rules carry grants", r.ID, r.Verdict)
 	}
 	r.specificity = specificity(r)
@@ -474,9 +483,9 @@ func (d *decoder) flags(n *yaml.Node, key string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fl {
+	for i, f := range fl {
 		if !validFlag(f) {
-			return nil, d.errf(n, key, "%s entry %q must be a flag such as -f, --force or -delete", key, f)
+			return nil, d.errf(elem(n, i), key, "%s entry %q must be a flag such as -f, --force or -delete", key, f)
 		}
 	}
 	return fl, nil
@@ -516,9 +525,9 @@ func (d *decoder) grants(n *yaml.Node) (Grants, error) {
 		switch key {
 		case "write":
 			g.Write, err = d.strs(v, key)
-			for _, w := range g.Write {
+			for i, w := range g.Write {
 				if err == nil {
-					err = d.writePath(v, w)
+					err = d.writePath(elem(v, i), w)
 				}
 			}
 		case "network":
