@@ -511,9 +511,12 @@ func refusal(method, host string, port int, d decision) string {
 // never resolves again.
 func (p *Proxy) dialChecked(ctx context.Context, addrs []netip.Addr, port int) (net.Conn, netip.AddrPort, error) {
 	var errs []error
+	// The addresses share the dial budget, so a blackholed address family
+	// cannot hold the command for a full timeout per address.
+	each := max(dialTimeout/time.Duration(len(addrs)), 3*time.Second)
 	for _, a := range addrs {
 		ap := netip.AddrPortFrom(a, uint16(port))
-		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		dctx, cancel := context.WithTimeout(ctx, each)
 		c, err := p.dial(dctx, "tcp", ap.String())
 		cancel()
 		if err == nil {
