@@ -148,7 +148,13 @@ func Open(opts Options) (*Log, error) {
 			return nil, err
 		}
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	// Read-only: flock needs no write access, and a writable descriptor
+	// held between appends would pin the file system writable.
+	// Fail at Open, not at the first record, when the log cannot be written.
+	if err := unix.Access(filepath.Join(dir, logDirName), unix.W_OK); err != nil {
+		return nil, fmt.Errorf("audit log in %s is not writable: %w", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening audit log lock: %w", err)
 	}
@@ -635,6 +641,9 @@ func (l *Log) renameBundle(B int64, w0, w1 int) error {
 	from := l.path(filepath.Join(logDirName, bundlePath(B, w0)))
 	to := l.path(filepath.Join(logDirName, bundlePath(B, w1)))
 	if err := os.Rename(from, to); err != nil {
+		if _, serr := os.Lstat(to); isNotExist(err) && serr == nil {
+			return nil // already renamed by the appender that wrote it
+		}
 		return fmt.Errorf("publishing entry bundle: %w", err)
 	}
 	return nil
