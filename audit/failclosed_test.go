@@ -28,7 +28,9 @@ func TestOpenFailsClosed(t *testing.T) {
 		{"state dir open to others", func(t *testing.T, o Options) { must(t, os.Chmod(o.Dir, 0o755)) }, ErrUnsafePermissions},
 		{"log dir writable by group", func(t *testing.T, o Options) { must(t, os.Chmod(filepath.Join(o.Dir, "log"), 0o770)) }, ErrUnsafePermissions},
 		{"key missing for an existing log", func(t *testing.T, o Options) { must(t, os.Remove(filepath.Join(o.Dir, keyFile))) }, ErrKeyMissing},
-		{"corrupt key", func(t *testing.T, o Options) { must(t, os.WriteFile(filepath.Join(o.Dir, keyFile), []byte("garbage"), 0o600)) }, ErrMalformed},
+		{"corrupt key", func(t *testing.T, o Options) {
+			must(t, os.WriteFile(filepath.Join(o.Dir, keyFile), []byte("garbage"), 0o600))
+		}, ErrMalformed},
 		{"corrupt checkpoint", func(t *testing.T, o Options) {
 			must(t, os.WriteFile(filepath.Join(o.Dir, checkpointFile), []byte("not a checkpoint\n"), 0o600))
 		}, ErrTampered},
