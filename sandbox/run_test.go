@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -275,10 +276,14 @@ func TestRunSignals(t *testing.T) {
 	needContainers(t)
 	sigs := make(chan os.Signal, 1)
 	var out bytes.Buffer
+	// A unique duration finds the sleep from the host: the signal must go
+	// out once the command is running (a shell that has forked but not yet
+	// exec'd its child would swallow it, in or out of a sandbox).
+	arg := "60." + strconv.Itoa(os.Getpid())
 	done := make(chan Result, 1)
 	go func() {
 		res, err := Run(context.Background(), Spec{
-			Argv: []string{"sh", "-c", "echo ready; sleep 60; echo not-interrupted"}, Env: testEnv,
+			Argv: []string{"sh", "-c", "sleep " + arg + "; echo not-interrupted"}, Env: testEnv,
 			Workspace: t.TempDir(), Stdout: &syncWriter{w: &out}, Signals: sigs,
 		})
 		if err != nil {
@@ -286,7 +291,7 @@ func TestRunSignals(t *testing.T) {
 		}
 		done <- res
 	}()
-	waitFor(t, func() bool { return strings.Contains(syncRead(&out), "ready") })
+	waitFor(t, func() bool { return len(findProcess("sleep\x00"+arg)) > 0 })
 	sigs <- syscall.SIGINT
 	select {
 	case res := <-done:
@@ -492,12 +497,6 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	syncMu.Lock()
 	defer syncMu.Unlock()
 	return s.w.Write(p)
-}
-
-func syncRead(b *bytes.Buffer) string {
-	syncMu.Lock()
-	defer syncMu.Unlock()
-	return b.String()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
