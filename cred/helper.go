@@ -151,15 +151,6 @@ func walkStrings(v any, f func(string)) {
 	}
 }
 
-// failed redacts a helper error with n (which may be nil).
-func failed(n *Needles, err error) error {
-	var herr *HelperError
-	if n != nil && errors.As(err, &herr) {
-		herr.Stderr = n.RedactString(herr.Stderr)
-	}
-	return err
-}
-
 // clean makes helper stderr safe to show on one line: control characters
 // (terminal escapes) become spaces, runs of blanks collapse, and it is
 // cut at maxShownError characters.
