@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -258,9 +259,9 @@ func alive(pid int) bool {
 
 // onPTY runs agentexec on a terminal of the test's own, of the given
 // size, and returns the terminal and the lines it shows.
-func onPTY(t *testing.T, rows, cols uint16, args ...string) (*osexec.Cmd, *os.File, func(string)) {
+func onPTY(t *testing.T, rows, cols uint16, args ...string) (c *osexec.Cmd, ptmx *os.File, expect func(string), all func() string) {
 	t.Helper()
-	c := agentexec(t, args...)
+	c = agentexec(t, args...)
 	ptmx, err := pty.StartWithSize(c, &pty.Winsize{Rows: rows, Cols: cols})
 	if err != nil {
 		t.Fatal(err)
@@ -269,36 +270,55 @@ func onPTY(t *testing.T, rows, cols uint16, args ...string) (*osexec.Cmd, *os.Fi
 		_ = c.Process.Kill()
 		ptmx.Close()
 	})
-	lines := make(chan string, 16)
+	var mu sync.Mutex
+	var seen []byte
+	more := make(chan struct{}, 1)
 	go func() {
-		br := bufio.NewReader(ptmx)
+		buf := make([]byte, 4096)
 		for {
-			l, err := br.ReadString('\n')
+			n, err := ptmx.Read(buf)
+			mu.Lock()
+			seen = append(seen, buf[:n]...)
+			mu.Unlock()
+			select {
+			case more <- struct{}{}:
+			default:
+			}
 			if err != nil {
-				close(lines)
 				return
 			}
-			lines <- strings.TrimSpace(l)
 		}
 	}()
-	expect := func(want string) {
+	// expect waits until the terminal shows want after what the previous
+	// expect matched.
+	mark := 0
+	all = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return string(seen)
+	}
+	expect = func(want string) {
 		t.Helper()
 		timeout := time.After(10 * time.Second)
 		for {
+			mu.Lock()
+			i := strings.Index(string(seen[mark:]), want)
+			if i >= 0 {
+				mark += i + len(want)
+			}
+			got := string(seen[mark:])
+			mu.Unlock()
+			if i >= 0 {
+				return
+			}
 			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("got end of output, want %q", want)
-				}
-				if l == want {
-					return
-				}
+			case <-more:
 			case <-timeout:
-				t.Fatalf("got no %q from the command", want)
+				t.Fatalf("got no %q on the terminal, only %q", want, got)
 			}
 		}
 	}
-	return c, ptmx, expect
+	return c, ptmx, expect, all
 }
 
 // waitStatus waits, bounded, for agentexec's exit status.
@@ -318,14 +338,14 @@ func waitStatus(t *testing.T, c *osexec.Cmd) int {
 // TestPTY: on a terminal the command gets a terminal of its own with the
 // right window size, and follows resizes.
 func TestPTY(t *testing.T) {
-	c, ptmx, expect := onPTY(t, 33, 101, "-c", `test -t 0 && test -t 1 && test -t 2 && echo tty; stty size; trap 'stty size' WINCH; echo ready; while :; do sleep 0.05; done`)
-	expect("tty")
-	expect("33 101")
-	expect("ready")
+	c, ptmx, expect, _ := onPTY(t, 33, 101, "-c", `test -t 0 && test -t 1 && test -t 2 && echo tty; stty size; trap 'stty size' WINCH; echo ready; while :; do sleep 0.05; done`)
+	expect("tty\r\n")
+	expect("33 101\r\n")
+	expect("ready\r\n")
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
 		t.Fatal(err)
 	}
-	expect("40 120")
+	expect("40 120\r\n")
 	_ = c.Process.Signal(unix.SIGTERM)
 	if got := waitStatus(t, c); got != 143 {
 		t.Errorf("got exit %d after SIGTERM, want 143", got)
@@ -335,7 +355,7 @@ func TestPTY(t *testing.T) {
 // TestPTYCtrlC: Ctrl-C typed on agentexec's terminal interrupts the
 // command through its own terminal.
 func TestPTYCtrlC(t *testing.T) {
-	c, ptmx, expect := onPTY(t, 24, 80, "-c", "echo ready; sleep 30")
+	c, ptmx, expect, _ := onPTY(t, 24, 80, "-c", "echo ready; sleep 30")
 	expect("ready")
 	if _, err := ptmx.Write([]byte{3}); err != nil {
 		t.Fatal(err)
@@ -465,4 +485,41 @@ func linkBin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestInteractiveSession: with no operand on a terminal, each line is run
+// as its own command; the command reads the terminal; Ctrl-C at the
+// prompt abandons the line; cd is kept; exit ends with the last status.
+func TestInteractiveSession(t *testing.T) {
+	c, ptmx, expect, all := onPTY(t, 24, 80)
+	say := func(s string) {
+		t.Helper()
+		if _, err := ptmx.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for each prompt: keys typed while a command runs are the
+	// command's input, as on any terminal a command owns.
+	expect("$ ")
+	say("echo hel''lo; read x; echo got $x\n")
+	expect("hello\r\n")
+	say("typed\n")
+	expect("got typed\r\n")
+	expect("$ ")
+	say("echo aban''doned")
+	expect("aban''doned")
+	say("\x03")
+	expect("$ ")
+	say("cd /\n")
+	expect(":/$ ")
+	say("pwd | sed s/^/at:/; (exit 4)\n")
+	expect("at:/\r\n")
+	expect(":/$ ")
+	say("exit\n")
+	if got := waitStatus(t, c); got != 4 {
+		t.Errorf("got exit %d, want the last line's 4", got)
+	}
+	if strings.Contains(all(), "abandoned") {
+		t.Errorf("got the line abandoned with Ctrl-C run, want it dropped: %q", all())
+	}
 }
