@@ -2,10 +2,17 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // sampleRecord is a command.start record of typical size.
@@ -95,4 +102,91 @@ func BenchmarkAppendConcurrent8(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(per*writers)/time.Since(start).Seconds(), "records/s")
 	reportLatencies(b, lat)
+}
+
+// buildLog writes a log of n records directly, without a flush per record,
+// so that a large log for the verify benchmark takes seconds to make.
+func buildLog(b *testing.B, n int) Options {
+	b.Helper()
+	l, opts := newLog(b)
+	var hashes memHashes
+	var bundle []byte
+	prev := ""
+	for i := 0; i < n; i++ {
+		r := sampleRecord()
+		r.Schema, r.Seq, r.Prev, r.LogOrigin = Schema, uint64(i), prev, l.origin
+		r.ID, _ = newUUIDv7(time.Now())
+		r.Time.Start = time.Now().UTC()
+		r.Host, r.Principal = l.host, l.principal
+		env, err := l.seal(r, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs, err := tlog.StoredHashes(int64(i), env, hashes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hashes = append(hashes, hs...)
+		sum := sha256.Sum256(env)
+		prev = "sha256:" + hex.EncodeToString(sum[:])
+		bundle = appendEntry(bundle, env)
+		if (i+1)%tileWidth == 0 || i == n-1 {
+			w := (i % tileWidth) + 1
+			p := filepath.Join(opts.Dir, "log", bundlePath(int64(i/tileWidth), w))
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(p, bundle, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			bundle = nil
+		}
+	}
+	for _, t := range tlog.NewTiles(tileHeight, 0, int64(n)) {
+		data, err := tlog.ReadTileData(t, hashes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := filepath.Join(opts.Dir, "log", hashTilePath(t.L, t.N, t.W))
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	root, err := treeHash(int64(n), hashes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ss := &syncSet{}
+	if _, err := l.writeCheckpoint(ss, int64(n), root); err != nil {
+		b.Fatal(err)
+	}
+	ss.close()
+	return opts
+}
+
+// BenchmarkVerify100k measures `audit verify` on a 100 000 record log.
+func BenchmarkVerify100k(b *testing.B) {
+	n := benchVerifySize()
+	opts := buildLog(b, n)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		rep, err := Verify(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Size != int64(n) {
+			b.Fatalf("got %d records, want %d", rep.Size, n)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "records/s")
+}
+
+func benchVerifySize() int {
+	if s := os.Getenv("AUDIT_BENCH_VERIFY_N"); s != "" {
+		n, _ := strconv.Atoi(s)
+		return n
+	}
+	return 100_000
 }
