@@ -27,6 +27,25 @@ func TestMain(m *testing.M) {
 
 const helloBody = "hello from the test host"
 
+// dnsProbe sends one DNS query to each resolver in /etc/resolv.conf (the
+// host's, as the sandbox sees it) and succeeds if any answers.
+const dnsProbe = `python3 - <<'EOF'
+import socket, sys
+q = bytes.fromhex("123401000001000000000000076578616d706c6503636f6d0000010001")
+servers = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")] or ["127.0.0.1"]
+for ns in servers:
+    s = socket.socket(socket.AF_INET6 if ":" in ns else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(q, (ns, 53))
+        s.recv(512)
+        print("answered by", ns)
+        sys.exit(0)
+    except OSError as e:
+        print(ns, e.strerror or e)
+sys.exit(1)
+EOF`
+
 // runSandboxed runs a shell line in a fresh sandbox joined to the proxy's
 // namespace with the proxy's environment, as exec does for a command with
 // network grants.
@@ -87,6 +106,7 @@ func TestCurlInSandbox(t *testing.T) {
 		{"proxy ignored", curl + "--noproxy '*' https://api.test/", false},
 		{"proxy ignored with a known address", curl + "--noproxy '*' --resolve api.test:443:" + host.Addr.String() + " https://api.test/", false},
 		{"dns lookup", "getent hosts api.test || getent hosts example.com", false},
+		{"dns query to the host's resolver", dnsProbe, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +116,9 @@ func TestCurlInSandbox(t *testing.T) {
 			}
 			if tc.ok && out != helloBody {
 				t.Errorf("got %q, want %q", out, helloBody)
+			}
+			if tc.script == dnsProbe && !strings.Contains(out+errOut, "unreachable") && !strings.Contains(out+errOut, "refused") {
+				t.Errorf("got %q %q from the DNS probe, want no route (or nothing listening on loopback)", out, errOut)
 			}
 			if !tc.ok && strings.Contains(out, helloBody) {
 				t.Errorf("got the test host's answer %q from a refused command", out)
