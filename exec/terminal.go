@@ -9,15 +9,18 @@ import (
 )
 
 // The PTY rule (docs/terminals.md). A command gets a pseudo-terminal of
-// its own when all of these hold:
+// its own when both of these hold:
 //
 //   - agentexec's stdin and stdout are both terminals (a human, or an
 //     agent that gave agentexec a terminal, is on the other end);
-//   - agentexec's process group is that terminal's foreground group (a
-//     background job must not switch the terminal to raw mode);
-//   - no other agentexec already owns that terminal (make -j runs several
-//     recipes at once on one terminal; only one can put it in raw mode and
-//     restore it, or the terminal would be left raw).
+//   - agentexec is the terminal's foreground job itself: its process group
+//     is the terminal's foreground group and agentexec leads it. A job
+//     control shell or an agent started it as a job of its own. When
+//     agentexec runs inside someone else's job (a recipe of make, a line
+//     of a script) the job's leader owns the terminal: raw mode would take
+//     Ctrl-C away from it, and make -j would have several agentexecs
+//     switching one terminal's mode at once. A background job
+//     (agentexec ... &) is not the foreground group either.
 //
 // Otherwise the command's stdio are the caller's files as they are, and it
 // runs in a new session without a controlling terminal: it can still read
@@ -27,7 +30,6 @@ import (
 // terminal is agentexec's own terminal while a command has a PTY.
 type terminal struct {
 	in    *os.File
-	lock  *os.File
 	saved *unix.Termios
 }
 
@@ -37,20 +39,10 @@ func acquireTerminal(stdin, stdout *os.File) *terminal {
 		return nil
 	}
 	fg, err := unix.IoctlGetInt(int(stdin.Fd()), unix.TIOCGPGRP)
-	if err != nil || fg != unix.Getpgrp() {
+	if err != nil || fg != unix.Getpgrp() || fg != unix.Getpid() {
 		return nil
 	}
-	// flock belongs to an open file description, and make's children
-	// share make's; a fresh open of the same terminal gets one of our own.
-	lock, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", stdin.Fd()), os.O_RDONLY|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		return nil
-	}
-	return &terminal{in: stdin, lock: lock}
+	return &terminal{in: stdin}
 }
 
 func isTerminal(f *os.File) bool {
@@ -91,11 +83,10 @@ func (t *terminal) size() sandbox.WinSize {
 	return sandbox.WinSize{Rows: ws.Row, Cols: ws.Col}
 }
 
-// release restores the terminal mode (after the output already written
-// has drained) and gives the terminal up.
+// release restores the terminal mode, after the output already written
+// has drained.
 func (t *terminal) release() {
 	if t.saved != nil {
 		_ = unix.IoctlSetTermios(int(t.in.Fd()), unix.TCSETSW, t.saved)
 	}
-	t.lock.Close()
 }

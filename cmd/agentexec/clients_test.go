@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -170,5 +174,51 @@ print(repr((r.returncode, r.stdout)))`
 	code, out, errOut := runClient(t, t.TempDir(), nil, py, "-c", script, bin)
 	if want := "(6, 'X2\\n" + bin + "')\n"; code != 0 || out != want {
 		t.Errorf("got exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+	}
+}
+
+// TestMakeOnATerminal: recipes of a make on a terminal run inside make's
+// job, so they take no PTY of their own but see the terminal as it is, and
+// Ctrl-C typed on it stops make itself, as with bash.
+func TestMakeOnATerminal(t *testing.T) {
+	need(t, "make")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Makefile": "all:\n\t@test -t 0 && test -t 1 && echo recipe sees the terminal; echo ready; sleep 30; echo not reached\n"})
+	c := osexec.Command("make", "SHELL="+bin)
+	c.Dir = dir
+	ptmx, err := pty.StartWithSize(c, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	defer func() { _ = c.Process.Kill() }()
+	br := bufio.NewReader(ptmx)
+	var seen []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("got %q and %v, want the recipe's ready line", seen, err)
+		}
+		seen = append(seen, strings.TrimSpace(line))
+		if strings.TrimSpace(line) == "ready" {
+			break
+		}
+	}
+	if !slices.Contains(seen, "recipe sees the terminal") {
+		t.Errorf("got %q, want the recipe to see the terminal", seen)
+	}
+	if _, err := ptmx.Write([]byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		var ee *osexec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != unix.SIGINT {
+			t.Errorf("got make ending with %v, want it interrupted by SIGINT as with bash", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("got make still running 10s after Ctrl-C, want it stopped")
 	}
 }
