@@ -140,6 +140,8 @@ type Proxy struct {
 
 	slots chan struct{} // one token per client connection being served
 
+	writeMu sync.Mutex // serialises refusal lines
+
 	mu        sync.Mutex
 	closed    bool
 	conns     map[net.Conn]struct{}
@@ -154,6 +156,9 @@ type Proxy struct {
 // needs the privilege to create a network namespace (root, or
 // CAP_SYS_ADMIN); without it the error wraps ErrUnsupported.
 func Start(ctx context.Context, cfg Config) (*Proxy, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("starting egress proxy: %w", err)
+	}
 	rules := make([]compiled, 0, len(cfg.Grants))
 	for _, g := range cfg.Grants {
 		c, err := compileGrant(g)
@@ -345,21 +350,30 @@ func (p *Proxy) update(r *Connection, f func(*Connection)) {
 	p.mu.Unlock()
 }
 
-// report writes one refusal line, once per distinct line.
+// report writes one refusal line, once per distinct line. The write
+// happens outside p.mu so that a slow reader of stderr cannot stall the
+// proxy's bookkeeping; writeMu keeps lines whole.
 func (p *Proxy) report(line string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.reported[line] {
-		return
-	}
-	if len(p.reported) >= maxRefusalReport {
-		if !p.reportCut {
+	switch {
+	case p.reported[line]:
+		line = ""
+	case len(p.reported) >= maxRefusalReport:
+		if p.reportCut {
+			line = ""
+		} else {
 			p.reportCut = true
-			fmt.Fprintln(p.refused, "agentexec: network: further refusals are recorded but not shown")
+			line = "agentexec: network: further refusals are recorded but not shown"
 		}
+	default:
+		p.reported[line] = true
+	}
+	p.mu.Unlock()
+	if line == "" {
 		return
 	}
-	p.reported[line] = true
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
 	fmt.Fprintln(p.refused, line)
 }
 

@@ -658,3 +658,39 @@ func TestStartRejectsBadGrants(t *testing.T) {
 		t.Fatalf("got %v, want a *PatternError for *.com", err)
 	}
 }
+
+// TestRefusalLineOnce: a client that retries gets every attempt recorded
+// but one line on stderr, and the line cap holds.
+func TestRefusalLineOnce(t *testing.T) {
+	p, refused := startProxy(t, Config{})
+	connect := func(host string) {
+		c, err := dialInside(t, p, p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\n\r\n", host)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("CONNECT %s: got %v, %v; want 403", host, resp, err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		connect("again.test")
+	}
+	for i := 0; i < maxRefusalReport+5; i++ {
+		connect(fmt.Sprintf("h%d.test", i))
+	}
+	s := p.Close()
+	lines := strings.Split(strings.TrimSpace(refused.String()), "\n")
+	if got := strings.Count(refused.String(), "again.test"); got != 1 {
+		t.Errorf("got %d lines for again.test, want 1", got)
+	}
+	if len(lines) != maxRefusalReport+1 || !strings.Contains(lines[len(lines)-1], "further refusals are recorded but not shown") {
+		t.Errorf("got %d lines ending %q, want %d ending with the cut-off line", len(lines), lines[len(lines)-1], maxRefusalReport+1)
+	}
+	if want := 3 + maxRefusalReport + 5; len(s.Connections) != want {
+		t.Errorf("got %d records, want %d", len(s.Connections), want)
+	}
+}
