@@ -684,7 +684,7 @@ func TestRefusalLineOnce(t *testing.T) {
 	}
 	s := p.Close()
 	lines := strings.Split(strings.TrimSpace(refused.String()), "\n")
-	if got := strings.Count(refused.String(), "again.test"); got != 1 {
+	if got := strings.Count(refused.String(), "refused CONNECT again.test:443"); got != 1 {
 		t.Errorf("got %d lines for again.test, want 1", got)
 	}
 	if len(lines) != maxRefusalReport+1 || !strings.Contains(lines[len(lines)-1], "further refusals are recorded but not shown") {
