@@ -203,7 +203,7 @@ func (c *Credential) check(spec Spec, now time.Time) error {
 		}
 	}
 	if spec.ShortLived && c.ExpiresAt.IsZero() {
-		return fmt.Errorf("%w: the definition demands short-lived credentials", ErrNoExpiry)
+		return fmt.Errorf("%w: the definition demands short-lived credentials (short_lived: false accepts it)", ErrNoExpiry)
 	}
 	if !c.ExpiresAt.IsZero() && !c.ExpiresAt.After(now) {
 		return fmt.Errorf("%w: it expired at %s", ErrBadResponse, c.ExpiresAt.UTC().Format(time.RFC3339))
@@ -445,6 +445,12 @@ var specChecks = []func(Spec) string{
 			if len(s.Command) == 0 || s.Command[0] == "" {
 				return "command is empty"
 			}
+			// A relative path would run whatever sits at that path in the
+			// current directory, often the agent-writable workspace, outside
+			// the sandbox with agentexec's own environment.
+			if strings.Contains(s.Command[0], "/") && !strings.HasPrefix(s.Command[0], "/") {
+				return fmt.Sprintf("command %q must be an absolute path or a name found in PATH", s.Command[0])
+			}
 		case ProviderGit:
 			if s.Host == "" {
 				return "host is empty"
@@ -473,10 +479,6 @@ var specChecks = []func(Spec) string{
 		case ProviderEnv, ProviderFile, ProviderExec:
 			if len(s.Env) == 0 && s.FileEnv == "" && s.Provider != ProviderEnv {
 				return "neither env nor file_env says how the value is delivered"
-			}
-		case ProviderGit:
-			if len(s.Env) > 0 || s.FileEnv != "" {
-				return "git-credential is delivered through GIT_ASKPASS; env and file_env do not apply"
 			}
 		}
 		return ""

@@ -12,7 +12,8 @@ import (
 
 // gitProvider asks git's credential helpers for a host (`git credential
 // fill`), non-interactively, and delivers the password through an askpass
-// server (ServeAskpass) rather than the environment.
+// server (ServeAskpass) rather than the environment; only when the
+// definition lists env or file_env does it also go there.
 type gitProvider struct{}
 
 // gitEnvKeep is the part of agentexec's environment git and its helpers
@@ -94,5 +95,11 @@ func (gitProvider) issue(ctx context.Context, spec Spec, _ Purpose) (*Credential
 	if a.Username != "" {
 		id = proto + "://" + a.Username + "@" + spec.Host
 	}
-	return &Credential{ID: id, Askpass: a, ExpiresAt: expires}, nil
+	c := &Credential{ID: id, Askpass: a, ExpiresAt: expires}
+	if len(spec.Env) > 0 || spec.FileEnv != "" {
+		// Explicitly asked for: tools that are not git (gh, an API
+		// client) get the same token in a variable or a file as well.
+		deliver(c, spec, a.Password, "")
+	}
+	return c, nil
 }

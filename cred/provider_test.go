@@ -466,11 +466,13 @@ func TestValidate(t *testing.T) {
 		{"empty name", func(s *Spec) { s.Name = "" }, ErrInvalidSpec},
 		{"name with slash", func(s *Spec) { s.Name = "../x" }, ErrInvalidSpec},
 		{"bad env name", func(s *Spec) { s.Env = []string{"A B"} }, ErrInvalidSpec},
+		{"relative command", func(s *Spec) { s.Command = []string{"./helper"} }, ErrInvalidSpec},
+		{"command from PATH", func(s *Spec) { s.Command = []string{"true"} }, nil},
 		{"no delivery", func(s *Spec) { s.Env = nil }, ErrInvalidSpec},
 		{"unknown provider", func(s *Spec) { s.Provider = "nope" }, ErrUnknownProvider},
 		{"git without host", func(s *Spec) { s.Provider, s.Env = ProviderGit, nil }, ErrInvalidSpec},
 		{"git host injection", func(s *Spec) { s.Provider, s.Env, s.Host = ProviderGit, nil, "a\nhost=b" }, ErrInvalidSpec},
-		{"git with env", func(s *Spec) { s.Provider, s.Host = ProviderGit, "h" }, ErrInvalidSpec},
+		{"git with env", func(s *Spec) { s.Provider, s.Host = ProviderGit, "h" }, nil},
 		{"git ssh protocol", func(s *Spec) { s.Provider, s.Env, s.Host, s.Protocol = ProviderGit, nil, "h", "ssh" }, ErrInvalidSpec},
 	}
 	for _, c := range cases {
