@@ -37,6 +37,16 @@ func newWeb(t *testing.T) *webFixture {
 	names := []string{"api.test", "other.test", "example.com", "sub.example.com", "a.b.example.com", "evilexample.com"}
 	cert := newTestCert(t, names...)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "echo" {
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			io.Copy(c, brw)
+			return
+		}
 		if r.URL.Path == "/big" {
 			w.Write(make([]byte, 1<<20))
 			return
@@ -692,5 +702,36 @@ func TestRefusalLineOnce(t *testing.T) {
 	}
 	if want := 3 + maxRefusalReport + 5; len(s.Connections) != want {
 		t.Errorf("got %d records, want %d", len(s.Connections), want)
+	}
+}
+
+// TestUpgrade switches a plain-HTTP request to another protocol (as
+// websockets do) and checks the stream passes both ways and is counted.
+func TestUpgrade(t *testing.T) {
+	web := newWeb(t)
+	p, _ := startProxy(t, Config{Grants: []Grant{{Host: "api.test"}}, Resolver: web.dns})
+	c, err := dialInside(t, p, p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET http://api.test/ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got %v, %v; want 101", resp, err)
+	}
+	const msg = "ping over the upgraded stream"
+	io.WriteString(c, msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != msg {
+		t.Fatalf("got echo %q, %v; want %q", got, err, msg)
+	}
+	c.Close()
+	s := p.Close()
+	rec, _ := findRecord(s, "api.test")
+	if !rec.Allowed || rec.BytesUp < int64(len(msg)) || rec.BytesDown < int64(len(msg)) {
+		t.Errorf("got record %+v, want allowed with the echoed bytes counted both ways", rec)
 	}
 }
