@@ -56,6 +56,73 @@ func signEnvelope(payload []byte, keys ...*logKey) ([]byte, error) {
 // bytes must be exactly the canonical encoding this package writes, so that
 // a verifier never has to trust a re-serialisation.
 func ParseEnvelope(b []byte) (*Envelope, error) {
+	if env, ok := parseEnvelopeFast(b); ok {
+		return env, nil
+	}
+	return parseEnvelopeSlow(b)
+}
+
+// parseEnvelopeFast accepts exactly the bytes json.Marshal produces for an
+// Envelope whose strings need no escaping, which is every envelope this
+// package writes, without the cost of a reflective decode and re-encode.
+// Anything else goes to parseEnvelopeSlow, which is authoritative; the
+// fuzz test checks the two agree.
+func parseEnvelopeFast(b []byte) (*Envelope, bool) {
+	str := func(prefix string) (string, bool) {
+		rest, ok := bytes.CutPrefix(b, []byte(prefix))
+		if !ok {
+			return "", false
+		}
+		i := bytes.IndexByte(rest, '"')
+		if i < 0 {
+			return "", false
+		}
+		for _, c := range rest[:i] {
+			if c < 0x20 || c > 0x7e || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return "", false
+			}
+		}
+		b = rest[i+1:]
+		return string(rest[:i]), true
+	}
+	b64 := func(s string) ([]byte, bool) {
+		d, err := base64.StdEncoding.Strict().DecodeString(s)
+		return d, err == nil
+	}
+	payload, ok := str(`{"payload":"`)
+	if !ok {
+		return nil, false
+	}
+	env := &Envelope{}
+	if env.Payload, ok = b64(payload); !ok {
+		return nil, false
+	}
+	if env.PayloadType, ok = str(`,"payloadType":"`); !ok {
+		return nil, false
+	}
+	prefix := `,"signatures":[{"keyid":"`
+	for {
+		keyid, ok := str(prefix)
+		if !ok {
+			return nil, false
+		}
+		sig, ok := str(`,"sig":"`)
+		if !ok {
+			return nil, false
+		}
+		s := Signature{KeyID: keyid}
+		if s.Sig, ok = b64(sig); !ok {
+			return nil, false
+		}
+		env.Signatures = append(env.Signatures, s)
+		if rest, ok := bytes.CutPrefix(b, []byte(`}]}`)); ok {
+			return env, len(rest) == 0
+		}
+		prefix = `},{"keyid":"`
+	}
+}
+
+func parseEnvelopeSlow(b []byte) (*Envelope, error) {
 	var raw struct {
 		Payload     *string `json:"payload"`
 		PayloadType *string `json:"payloadType"`

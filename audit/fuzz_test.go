@@ -2,6 +2,7 @@ package audit
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -40,6 +41,12 @@ func FuzzParseEnvelope(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := ParseEnvelope(data)
+		if fast, ok := parseEnvelopeFast(data); ok {
+			slow, err := parseEnvelopeSlow(data)
+			if err != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("fast path accepted what the strict parser does not: %+v vs %+v, %v", fast, slow, err)
+			}
+		}
 		if err != nil {
 			var pe *ParseError
 			if !errors.As(err, &pe) {

@@ -20,7 +20,11 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("AUDIT_TEST_APPEND"); spec != "" {
 		os.Exit(appenderMain(spec))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if verifyLogDir != "" {
+		os.RemoveAll(verifyLogDir)
+	}
+	os.Exit(code)
 }
 
 func appenderMain(spec string) int {
