@@ -34,31 +34,47 @@ func BenchmarkStartClose(b *testing.B) {
 }
 
 // nsDialer dials from inside the namespace at path, as a sandboxed client
-// would.
-func nsDialer(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+// would, on one long-lived thread that joined the namespace, so that the
+// benchmark does not charge the proxy for creating threads. The thread is
+// discarded when the benchmark ends.
+func nsDialer(b *testing.B, path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	type req struct {
+		ctx           context.Context
+		network, addr string
+		reply         chan res
+	}
+	reqs := make(chan req)
+	ready := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is discarded
 		ns, err := os.Open(path)
+		if err == nil {
+			err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET)
+			ns.Close()
+		}
+		ready <- err
 		if err != nil {
-			return nil, err
+			return
 		}
-		defer ns.Close()
-		type res struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan res, 1)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread is discarded
-			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-				ch <- res{nil, err}
-				return
-			}
+		for r := range reqs {
 			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			ch <- res{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+			c, err := d.DialContext(r.ctx, r.network, r.addr)
+			r.reply <- res{c, err}
+		}
+	}()
+	if err := <-ready; err != nil {
+		b.Fatalf("joining the proxy's namespace: %v", err)
+	}
+	b.Cleanup(func() { close(reqs) })
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		r := req{ctx, network, addr, make(chan res, 1)}
+		reqs <- r
+		out := <-r.reply
+		return out.c, out.err
 	}
 }
 
@@ -108,7 +124,7 @@ func newBenchFixture(b *testing.B, handler http.Handler) *benchFixture {
 	proxied := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:   tlsCfg,
 		Proxy:             http.ProxyURL(proxyURL),
-		DialContext:       nsDialer(p.NetNSPath()),
+		DialContext:       nsDialer(b, p.NetNSPath()),
 		DisableKeepAlives: true,
 	}}
 	return &benchFixture{direct: direct, proxied: proxied, url: fmt.Sprintf("https://bench.test:%d/", port), proxy: p}

@@ -164,21 +164,35 @@ func (c *recordingConn) SetDeadline(t time.Time) error      { return nil }
 func (c *recordingConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *recordingConn) SetWriteDeadline(t time.Time) error { return nil }
 
-// pipe copies both ways until both directions end, counting bytes. When
-// one side finishes sending, the other side's write half is closed so
-// half-closed protocols still work.
-func pipe(client net.Conn, clientR io.Reader, up net.Conn, upBytes, downBytes *atomic.Int64) {
+// pipe copies both ways until both directions end, and adds the bytes
+// moved to the counters. When one side finishes sending, the other side's
+// write half is closed so half-closed protocols still work. Bytes already
+// buffered from the client go first; after that the copies run between
+// the connections themselves, so that TCP-to-TCP tunnels use splice(2) and
+// never pass through user space.
+func pipe(client net.Conn, clientR *bufio.Reader, up net.Conn, upBytes, downBytes *atomic.Int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		io.CopyBuffer(&countWriter{w: up, n: upBytes}, clientR, make([]byte, copyBuffer))
-		closeWrite(up)
+		defer closeWrite(up)
+		if k := clientR.Buffered(); k > 0 {
+			b, _ := clientR.Peek(k)
+			n, err := up.Write(b)
+			upBytes.Add(int64(n))
+			clientR.Discard(n)
+			if err != nil {
+				return
+			}
+		}
+		n, _ := io.Copy(up, client)
+		upBytes.Add(n)
 	}()
 	go func() {
 		defer wg.Done()
-		io.CopyBuffer(&countWriter{w: client, n: downBytes}, up, make([]byte, copyBuffer))
-		closeWrite(client)
+		defer closeWrite(client)
+		n, _ := io.Copy(client, up)
+		downBytes.Add(n)
 	}()
 	wg.Wait()
 }
@@ -190,10 +204,6 @@ func closeWrite(c net.Conn) {
 	}
 	c.Close()
 }
-
-// copyBuffer is the per-direction copy buffer; larger than io.Copy's
-// default to keep bulk downloads near line rate.
-const copyBuffer = 128 << 10
 
 type countWriter struct {
 	w io.Writer
