@@ -735,3 +735,34 @@ func TestUpgrade(t *testing.T) {
 		t.Errorf("got record %+v, want allowed with the echoed bytes counted both ways", rec)
 	}
 }
+
+// TestEnv pins the variables that point programs at the proxy.
+func TestEnv(t *testing.T) {
+	p, _ := startProxy(t, Config{})
+	u := "http://" + p.Addr()
+	env := map[string]string{}
+	for _, kv := range p.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := env[k]; dup {
+			t.Errorf("got %s twice", k)
+		}
+		env[k] = v
+	}
+	want := map[string]string{
+		"HTTP_PROXY": u, "http_proxy": u, "HTTPS_PROXY": u, "https_proxy": u, "ALL_PROXY": u, "all_proxy": u,
+		"NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1,::1",
+		"npm_config_proxy": u, "npm_config_https_proxy": u, "PIP_PROXY": u, "CARGO_HTTP_PROXY": u,
+		"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.proxy", "GIT_CONFIG_VALUE_0": u,
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s: got %q, want %q", k, env[k], v)
+		}
+	}
+	if len(env) != len(want) {
+		t.Errorf("got %d variables, want %d", len(env), len(want))
+	}
+	if !strings.HasPrefix(p.Addr(), "127.0.0.1:") {
+		t.Errorf("got address %s, want 127.0.0.1:PORT", p.Addr())
+	}
+}
