@@ -506,7 +506,7 @@ func (a *analyser) decl(d *syntax.DeclClause, s *syntax.Stmt, st *state) {
 // records the parameters it expands. It reports whether the node expands
 // anything at run time.
 func (a *analyser) scan(n syntax.Node, st *state) (dynamic bool) {
-	if n == nil {
+	if nilNode(n) {
 		return false
 	}
 	syntax.Walk(n, func(n syntax.Node) bool {
@@ -562,6 +562,9 @@ func (a *analyser) scan(n syntax.Node, st *state) (dynamic bool) {
 // cmd. So a variable the line does not itself set to an integer makes the
 // line unknown.
 func (a *analyser) arith(x syntax.ArithmExpr, st *state) {
+	if nilNode(x) {
+		return
+	}
 	a.scan(x, st)
 	var bad string
 	syntax.Walk(x, func(n syntax.Node) bool {
@@ -581,6 +584,19 @@ func (a *analyser) arith(x syntax.ArithmExpr, st *state) {
 	if bad != "" {
 		a.unknown(a.text(x, st), st, "arithmetic on $"+bad+" can run commands hidden in its value")
 	}
+}
+
+// nilNode catches the typed nils the syntax tree holds in optional fields.
+func nilNode(n syntax.Node) bool {
+	switch n := n.(type) {
+	case nil:
+		return true
+	case *syntax.Word:
+		return n == nil
+	case *syntax.Stmt:
+		return n == nil
+	}
+	return false
 }
 
 func specialParam(s string) bool {

@@ -114,7 +114,7 @@ func (d *decoder) credential(n *yaml.Node) (Credential, error) {
 			}
 			var m map[string]any
 			if err := v.Decode(&m); err != nil {
-				return d.errf(v, key, "scope: %v", err)
+				return d.errf(v, key, "scope must map names to values: %s", oneLine(err))
 			}
 			c.Scope = m
 		case "short_lived":

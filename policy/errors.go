@@ -45,7 +45,8 @@ func (e *LoadError) Error() string {
 		}
 	}
 	b.WriteString(": ")
-	b.WriteString(e.Msg)
+	// One line, always: the CLI prints it after "agentexec: ".
+	b.WriteString(strings.ReplaceAll(e.Msg, "\n", " "))
 	return b.String()
 }
 

@@ -27,7 +27,15 @@ func checkGlob(p string) error {
 	return nil
 }
 
-func hasMeta(p string) bool { return strings.ContainsAny(p, "*?[\\") }
+func hasMeta(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '*', '?', '[', '\\':
+			return true
+		}
+	}
+	return false
+}
 
 // classEnd returns the index of the ] closing the class opened at p[i].
 func classEnd(p string, i int) int {

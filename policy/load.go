@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // LoadOptions say where to look for the policy. The zero value loads the
@@ -141,6 +143,7 @@ func (p *Policy) withOverlays(files []*file) (*Policy, error) {
 		tests = append(tests, f.tests...)
 	}
 	q.digest = digestOf(q.files)
+	q.reindex()
 	q.tests = append(slices.Clone(p.tests), tests...)
 	if err := q.runTests(tests); err != nil {
 		return nil, err
@@ -224,9 +227,20 @@ func loadBuiltin(name string) (*Policy, error) {
 	if err != nil {
 		return nil, &LoadError{File: "builtin:" + name, Msg: "missing embedded profile", Err: err}
 	}
-	f, err := decodeFile("builtin:"+src, data)
-	if err != nil {
-		return nil, err
+	// The embedded YAML was decoded and checked when the package was
+	// built (profiles_gen.go, kept in sync by TestGeneratedProfiles):
+	// parsing 30 KB of YAML on every start would cost milliseconds.
+	gen, ok := generatedProfiles[src]
+	if !ok {
+		return nil, &LoadError{File: "builtin:" + name, Msg: "missing generated profile"}
+	}
+	f := gen()
+	f.data = data
+	f.ruleNodes = make([]*yaml.Node, len(f.rules))
+	f.ruleKeys = make([]map[string]bool, len(f.rules))
+	for i, r := range f.rules {
+		finishRule(r)
+		f.ruleKeys[i] = map[string]bool{"verdict": true}
 	}
 	p, err := build("builtin:"+name, []*file{f}, nil)
 	if err != nil {
@@ -255,6 +269,7 @@ func (p *Policy) toCI() {
 			p.tests[i].expect = Deny
 		}
 	}
+	p.reindex()
 	p.files[0].name = "builtin:ci"
 	p.digest = digestOf(p.files)
 }

@@ -46,7 +46,24 @@ func specificity(r *Rule) int {
 // strictest verdict wins, then the most specific rule, then the first.
 func (p *Policy) match(c *Command, in *Input) *Rule {
 	var best *Rule
-	for _, r := range p.rules {
+	name := c.words[0].s
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	// Merge the rules indexed under the basename with the ones every
+	// command checks, keeping file order.
+	named, scan := p.byName[name], p.scan
+	for len(named) > 0 || len(scan) > 0 {
+		var idx int
+		if len(scan) == 0 || (len(named) > 0 && named[0] < scan[0]) {
+			idx, named = named[0], named[1:]
+		} else {
+			if len(named) > 0 && named[0] == scan[0] {
+				named = named[1:]
+			}
+			idx, scan = scan[0], scan[1:]
+		}
+		r := p.rules[idx]
 		if best != nil && r.Verdict != best.Verdict && !r.Verdict.stricter(best.Verdict) {
 			continue
 		}
@@ -125,7 +142,7 @@ func (r *Rule) matchProgram(c *Command, in *Input, strict bool) bool {
 				}
 				base = path.Base(clean)
 			}
-			if globMatch(pp.raw, base, true) {
+			if (pp.literal && pp.raw == base) || (!pp.literal && globMatch(pp.raw, base, true)) {
 				return true
 			}
 			continue

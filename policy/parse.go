@@ -3,6 +3,7 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -67,7 +68,7 @@ func build(source string, base []*file, overlays []*file) (*Policy, error) {
 		if f.unknown != nil {
 			p.unknown = *f.unknown
 		}
-		ids := map[string]bool{}
+		ids := make(map[string]bool, len(p.rules)+len(f.rules))
 		for _, r := range p.rules {
 			ids[r.ID] = true
 		}
@@ -98,6 +99,7 @@ func build(source string, base []*file, overlays []*file) (*Policy, error) {
 			return nil, err
 		}
 	}
+	p.reindex()
 	return p, nil
 }
 
@@ -379,16 +381,23 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // yamlError turns the YAML library's message into FILE:LINE: MSG.
 func yamlError(name string, err error) *LoadError {
-	msg := err.Error()
-	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
+	msg := oneLine(err)
 	e := &LoadError{File: name, Msg: "malformed YAML: " + strings.TrimPrefix(msg, "yaml: "), Err: err}
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = "malformed YAML: " + m[2]
 	}
 	return e
+}
+
+// oneLine is the first line of the YAML library's message.
+func oneLine(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		return strings.TrimSpace(te.Errors[0])
+	}
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return msg
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -471,11 +480,23 @@ func (d *decoder) rule(n *yaml.Node) (*Rule, map[string]bool, error) {
 	if keys["verdict"] && r.Verdict != Allow && !r.Grants.empty() {
 		return nil, nil, d.errf(n, "grants", "rule %q has verdict %s; only allow rules carry grants", r.ID, r.Verdict)
 	}
+	finishRule(r)
+	return r, keys, nil
+}
+
+// finishRule fills in what is derived from a rule's fields.
+func finishRule(r *Rule) {
+	if r.progs == nil {
+		for _, s := range r.Programs {
+			if pp, err := compileProgram(s); err == nil {
+				r.progs = append(r.progs, pp)
+			}
+		}
+	}
 	r.specificity = specificity(r)
 	for i := range r.Grants.Network {
 		r.Grants.Network[i].Rule = r.ID
 	}
-	return r, keys, nil
 }
 
 func (d *decoder) flags(n *yaml.Node, key string) ([]string, error) {

@@ -17,6 +17,33 @@ type Policy struct {
 	credIdx map[string]int
 	tests   []inlineTest
 	files   []sourceFile
+
+	// byName indexes rules by the literal basenames they name; scan holds
+	// the rules with a glob or a path pattern, which every command checks.
+	// Both hold positions in rules, in order.
+	byName map[string][]int
+	scan   []int
+}
+
+// reindex rebuilds byName and scan after rules change.
+func (p *Policy) reindex() {
+	p.byName = make(map[string][]int, 4*len(p.rules))
+	p.scan = p.scan[:0]
+	for i, r := range p.rules {
+		needScan := false
+		for _, pp := range r.progs {
+			if pp.literal && !pp.abs {
+				if l := p.byName[pp.raw]; len(l) == 0 || l[len(l)-1] != i {
+					p.byName[pp.raw] = append(l, i)
+				}
+			} else {
+				needScan = true
+			}
+		}
+		if needScan {
+			p.scan = append(p.scan, i)
+		}
+	}
 }
 
 type sourceFile struct {
