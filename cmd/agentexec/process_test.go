@@ -162,6 +162,9 @@ func TestSignalsReachTheCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitReady(t, out)
+			// bash ignores SIGQUIT itself; only sleep can take it, so
+			// signal once sleep runs.
+			waitForDescendant(t, c.Process.Pid, "sleep")
 			start := time.Now()
 			_ = c.Process.Signal(tc.sig)
 			got := exitStatus(t, c.Wait())
@@ -244,6 +247,38 @@ func TestKilledAgentexecTakesTheCommandAlong(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitForDescendant waits until a process named comm runs below pid.
+func waitForDescendant(t *testing.T, pid int, comm string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if hasDescendant(pid, comm) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("got no %s below pid %d", comm, pid)
+}
+
+func hasDescendant(pid int, comm string) bool {
+	// Children are listed per thread, and agentexec starts its command
+	// from a thread of its own.
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	var b []byte
+	for _, task := range tasks {
+		c, _ := os.ReadFile(task)
+		b = append(append(b, c...), ' ')
+	}
+	for _, f := range strings.Fields(string(b)) {
+		child, _ := strconv.Atoi(f)
+		name, _ := os.ReadFile("/proc/" + f + "/comm")
+		if strings.TrimSpace(string(name)) == comm || hasDescendant(child, comm) {
+			return true
+		}
+	}
+	return false
 }
 
 // alive reports whether pid runs (a zombie awaiting its reaper does not).

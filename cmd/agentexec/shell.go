@@ -23,6 +23,10 @@ const (
 	envWorkspace = "AGENTEXEC_WORKSPACE"
 )
 
+// maxScriptBytes is the kernel's limit on one argument (MAX_ARG_STRLEN),
+// which a script run as bash -c STRING must fit.
+const maxScriptBytes = 128 << 10
+
 // runShell runs one shell-compatible invocation through exec. argv0 is
 // agentexec's own argv[0]: $0 of a shell line without NAME, as bash's $0
 // is its argv[0].
@@ -48,7 +52,9 @@ func runShell(ctx context.Context, argv0 string, inv *invocation, stdin, stdout,
 	case modeStdin:
 		// The whole script is read first so that it is judged as a whole
 		// before any of it runs; its commands then read an empty stdin.
-		script, err := io.ReadAll(stdin)
+		// Read one byte past what the kernel accepts as an argument, so a
+		// huge stdin is refused without being held in memory.
+		script, err := io.ReadAll(io.LimitReader(stdin, maxScriptBytes+1))
 		if err != nil {
 			return report(stderr, fmt.Errorf("reading the script from stdin: %w", err))
 		}
