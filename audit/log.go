@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -73,6 +74,12 @@ type Log struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// The checkpoint this handle last wrote or verified: when the file
+	// still holds exactly these bytes, its signature need not be checked
+	// again.
+	lastCP []byte
+	lastSt treeState
 }
 
 // StateDir returns the default state directory:
@@ -426,10 +433,14 @@ func (l *Log) committedState(repair bool) (treeState, error) {
 			}
 		}
 	}
+	if l.lastCP != nil && bytes.Equal(raw, l.lastCP) {
+		return l.lastSt, nil
+	}
 	st, err := parseCheckpoint(raw, l.key)
 	if err != nil {
 		return treeState{}, &VerifyError{Seq: -1, File: checkpointFile, Reason: "checkpoint does not verify", Err: err}
 	}
+	l.lastCP, l.lastSt = raw, st
 	if l.origin != "" && st.origin != l.origin {
 		return treeState{}, &VerifyError{Seq: -1, File: checkpointFile, Reason: fmt.Sprintf("origin %q, want %q", st.origin, l.origin), Err: ErrTampered}
 	}
@@ -447,7 +458,11 @@ func (l *Log) checkWitness(t *tail) error {
 		}
 		return fmt.Errorf("reading witness: %w", err)
 	}
-	ws, err := parseCheckpoint(raw, l.key)
+	var ws treeState
+	if bytes.Equal(raw, t.st.raw) {
+		return nil // the witness is the checkpoint just verified
+	}
+	ws, err = parseCheckpoint(raw, l.key)
 	if err != nil {
 		// Signed by a key since rotated away: compare sizes only.
 		lines := strings.SplitN(string(raw), "\n", 3)
@@ -968,5 +983,7 @@ func (l *Log) writeCheckpoint(ss *syncSet, n int64, root tlog.Hash) (treeState, 
 	if err := final.sync(); err != nil {
 		return treeState{}, err
 	}
-	return treeState{origin: l.origin, size: n, root: root, raw: signed}, nil
+	st := treeState{origin: l.origin, size: n, root: root, raw: signed}
+	l.lastCP, l.lastSt = signed, st
+	return st, nil
 }
