@@ -116,12 +116,15 @@ func cgroupConfig(id, path string, rootless bool, lim Limits) *cgroups.Cgroup {
 		CpuPeriod:  period,
 		CpuQuota:   int64(lim.CPUs * period),
 	}
-	for _, d := range specconv.AllowedDevices {
-		r.Devices = append(r.Devices, &d.Rule)
-	}
 	c := &cgroups.Cgroup{Path: path, Resources: r, Rootless: rootless}
 	if path == "" {
+		// Rootless without a delegated subtree: no group of our own, so
+		// no limits (cgroupPath refused already if limits were asked for).
 		c.Name = id
+		c.Resources = &cgroups.Resources{}
+	}
+	for _, d := range specconv.AllowedDevices {
+		c.Resources.Devices = append(c.Resources.Devices, &d.Rule)
 	}
 	return c
 }

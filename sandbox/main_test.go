@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -17,6 +19,14 @@ func TestMain(m *testing.M) {
 	case "":
 	case "inside":
 		fmt.Println("inside:", Inside())
+		os.Exit(0)
+	case "rootless":
+		// As a non-root user: run a command, then ask for limits.
+		var out bytes.Buffer
+		res, err := Run(context.Background(), Spec{Argv: []string{"sh", "-c", "id -u; echo hi > made"}, Env: testEnv, Workspace: os.Getenv("WS"), Stdout: &out, Stderr: os.Stderr})
+		fmt.Printf("run: exit=%d err=%v out=%q\n", res.ExitCode, err, out.String())
+		_, err = Run(context.Background(), Spec{Argv: []string{"true"}, Env: testEnv, Workspace: os.Getenv("WS"), Limits: Limits{Pids: 10}})
+		fmt.Printf("limits: unsupported=%v\n", errors.Is(err, ErrUnsupported))
 		os.Exit(0)
 	case "leak":
 		// Start a long command and wait to be killed, leaving the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/sirupsen/logrus"
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
 
@@ -52,6 +53,7 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	ph := phaseClock{last: t0}
 	defer func() { res.Phases = ph.list; res.Duration = time.Since(t0) }()
 
+	quietLibcontainer()
 	ident := currentIdentity()
 	spec, err := validate(&s, ident)
 	if err != nil {
@@ -377,6 +379,15 @@ func (r *running) fill(res *Result) {
 		return
 	}
 	res.ExitCode = r.state.ExitCode()
+}
+
+var quietOnce sync.Once
+
+// quietLibcontainer silences libcontainer's package-global logrus logger:
+// its warnings would land on agentexec's stderr, which belongs to the
+// command. Everything that matters comes back as an error from Run.
+func quietLibcontainer() {
+	quietOnce.Do(func() { logrus.SetOutput(io.Discard) })
 }
 
 func newID() string {
