@@ -10,13 +10,12 @@ package cred
 // first, in breadth-first order, which keeps the hot rows together in
 // the cache and the whole automaton small enough to build per command.
 //
-// Two automata are kept: one for needles matched byte for byte, one for
-// hex and base64 needles, in which whitespace inside a partial match is
-// skipped (see Redactor).
+// One automaton holds every needle, so that scanning is a single chain of
+// dependent loads per byte (see Redactor for how whitespace inside a
+// partial match is skipped).
 type matcher struct {
 	names []string
-	plain *automaton
-	wrap  *automaton
+	a     *automaton
 }
 
 const denseDepth = 3
@@ -31,11 +30,12 @@ type automaton struct {
 	// limit is nDense*width: encoded offsets below it are dense rows.
 	limit int32
 	// table holds nDense rows of nclass next states, each encoded as
-	// enc(id) = off<<1 | hasOutput, where off is the row's offset in
-	// table for a dense state and limit+(id-nDense) for a sparse one. The
-	// scan loop thus needs no multiply, and tests for a match without a
-	// second load.
+	// enc(id) = the row's offset in table for a dense state, and
+	// limit+(id-nDense) for a sparse one, so the scan loop needs no
+	// multiply. match[enc(id)] says whether a needle ends in state id; it
+	// is read off the chain of dependent loads.
 	table []int32
+	match []bool
 	// Per state:
 	child      []int32 // sparse states: the only child
 	childClass []int32 // sparse states: its class
@@ -49,28 +49,16 @@ type automaton struct {
 }
 
 func compile(all []needle, names []string) *matcher {
-	m := &matcher{names: names}
-	var plain, wrap []needle
-	for _, n := range all {
-		if n.wrap {
-			wrap = append(wrap, n)
-		} else {
-			plain = append(plain, n)
-		}
-	}
-	m.plain = build(plain)
-	m.wrap = build(wrap)
-	return m
+	return &matcher{names: names, a: build(all)}
 }
 
 func (m *matcher) destroy() {
-	for _, a := range []*automaton{m.plain, m.wrap} {
-		clear(a.table)
-		clear(a.child)
-		clear(a.childClass)
-		for _, n := range a.needles {
-			clear(n.s)
-		}
+	a := m.a
+	clear(a.table)
+	clear(a.child)
+	clear(a.childClass)
+	for _, n := range a.needles {
+		clear(n.s)
 	}
 }
 
@@ -233,6 +221,12 @@ func build(needles []needle) *automaton {
 	}
 	// Encode the dense rows' entries.
 	a.limit = a.nDense * w
+	a.match = make([]bool, int(a.limit)+int(states-a.nDense))
+	for id := range states {
+		if a.out[id] != 0 {
+			a.match[a.enc(id)] = true
+		}
+	}
 	for s := range a.nDense {
 		row := a.table[s*w : s*w+nc]
 		for i, v := range row {
@@ -249,16 +243,11 @@ func (a *automaton) enc(id int32) int32 {
 	if id >= a.nDense {
 		off = a.limit + id - a.nDense
 	}
-	v := off << 1
-	if a.out[id] != 0 {
-		v |= 1
-	}
-	return v
+	return off
 }
 
 // dec is the inverse of enc.
-func (a *automaton) dec(v int32) int32 {
-	off := v >> 1
+func (a *automaton) dec(off int32) int32 {
 	if off < a.limit {
 		return off / a.width
 	}
@@ -266,8 +255,7 @@ func (a *automaton) dec(v int32) int32 {
 }
 
 // holdOf is the hold of encoded state v.
-func (a *automaton) holdOf(v int32) int32 {
-	off := v >> 1
+func (a *automaton) holdOf(off int32) int32 {
 	if off < a.limit {
 		return a.table[off+a.nclass]
 	}

@@ -25,9 +25,12 @@ const MinSecretLen = 6
 // multi-line value) that is registered; shorter ones are dropped.
 const minNeedleLen = 6
 
-// wrapDepth is how many characters of a hex or base64 needle must have
-// matched before a line break inside it is skipped, and blankDepth the
-// same for blanks (od separates every byte's two hex digits). Skipping
+// wrapDepth is how many characters of a needle must have matched before
+// a line break inside it is skipped, and blankDepth the same for blanks
+// (od separates every byte's two hex digits). This is for hex and base64,
+// which tools wrap (base64 at 76 columns, xxd -p at 60) or group, but
+// applies to every needle: a value printed with a line break in it is
+// still replaced. Skipping
 // from the first character would hold back the end of almost every output
 // line. An encoding broken before that depth is still caught by the
 // needle that starts one base64 group (or two hex bytes) later, so at
@@ -41,10 +44,6 @@ const (
 type needle struct {
 	s    []byte
 	name int32 // index into Needles.names
-	// wrap: hex or base64 text, which tools wrap (base64 at 76 columns,
-	// xxd -p at 60) or group with blanks (od); whitespace inside it is
-	// skipped once wrapDepth characters matched.
-	wrap bool
 }
 
 // Needles is the set of byte strings a Redactor replaces: every secret
@@ -104,15 +103,7 @@ func (n *Needles) Add(name string, value []byte) error {
 	for _, f := range forms {
 		// Deduplicate by digest so that no map key holds a copy of the
 		// secret that could not be zeroed.
-		h := sha256.New()
-		if f.wrap {
-			h.Write([]byte{1})
-		} else {
-			h.Write([]byte{0})
-		}
-		h.Write(f.s)
-		var k [sha256.Size]byte
-		h.Sum(k[:0])
+		k := sha256.Sum256(f.s)
 		if n.seen[k] {
 			clear(f.s)
 			continue
@@ -186,9 +177,9 @@ func (n *Needles) compiled() (*matcher, uint64) {
 // encodings returns the forms of v to replace, each a fresh slice.
 func encodings(v []byte) []needle {
 	var out []needle
-	add := func(b []byte, wrap bool) {
+	add := func(b []byte, _ bool) {
 		if len(b) >= minNeedleLen {
-			out = append(out, needle{s: b, wrap: wrap})
+			out = append(out, needle{s: b})
 		}
 	}
 	add(bytes.Clone(v), false)

@@ -19,10 +19,11 @@ import (
 // match that starts first (the longest one if several start together).
 // Adjacent matches are replaced separately.
 //
-// Hex and base64 needles also match when line breaks or blanks interrupt
-// them after their first wrapDepth characters (base64 wraps at 76
-// columns, xxd -p at 60, od groups bytes with blanks); the whole span,
-// whitespace included, is replaced.
+// Needles also match when line breaks interrupt them after their first
+// wrapDepth characters, or blanks after blankDepth (base64 wraps at 76
+// columns, xxd -p at 60, od groups bytes with blanks), provided no needle
+// continues with that whitespace; the whole span, whitespace included,
+// is replaced.
 //
 // A Redactor is not safe for concurrent use; use one per stream.
 type Redactor struct {
@@ -35,14 +36,14 @@ type Redactor struct {
 	base int64  // stream offset of buf[0]
 	out  []byte // scratch for one write to w
 
-	plainState int32
-	wrapState  int32
-	// Whitespace skipped by the wrap automaton: skips[i] is the number of
-	// wrap-stream bytes before the i-th skipped byte (still held), so a
-	// wrap-stream offset maps back to a stream offset.
+	state int32 // the automaton's encoded state
+	// The automaton sees the stream without the whitespace it skipped
+	// (the "scanned stream"). skips[i] is the number of scanned bytes
+	// before the i-th skipped byte still held, so that a scanned offset
+	// maps back to a stream offset.
 	skips     []int64
-	skipsBase int64 // stream offset of wrap-stream offset 0, plus skips dropped since
-	vpos      int64 // wrap-stream bytes consumed
+	skipsBase int64 // stream offset of scanned offset 0, plus skips dropped since
+	vpos      int64 // scanned bytes consumed
 
 	ranges []span // pending matches, sorted, disjoint
 
@@ -106,7 +107,7 @@ func (r *Redactor) Flush() error {
 	if err := r.emit(r.base + int64(len(r.buf))); err != nil {
 		return err
 	}
-	r.plainState, r.wrapState = 0, 0
+	r.state = 0
 	r.skips, r.skipsBase, r.vpos = r.skips[:0], r.base, 0
 	return nil
 }
@@ -128,57 +129,47 @@ func (r *Redactor) Close() error {
 // with it; bytes already written out are not revisited.
 func (r *Redactor) recompile() {
 	r.m, r.gen = r.set.compiled()
-	r.plainState, r.wrapState = 0, 0
+	r.state = 0
 	r.ranges = r.ranges[:0]
 	r.skips, r.skipsBase, r.vpos = r.skips[:0], r.base, 0
 	r.scan(0)
 }
 
-// scan runs both automata over buf[from:], interleaved: each is a chain
-// of dependent table loads, and running two chains side by side lets the
-// processor overlap them.
+// scan runs the automaton over buf[from:].
 func (r *Redactor) scan(from int) {
-	p, w := r.m.plain, r.m.wrap
-	pt, wt := p.table, w.table
-	pc, wc := &p.class, &w.class
-	pl, wl := p.limit, w.limit
-	ps, ws := r.plainState, r.wrapState
-	vpos := r.vpos
-	defer func() { r.plainState, r.wrapState, r.vpos = ps, ws, vpos }()
+	a := r.m.a
+	table, cls, lim, match := a.table, &a.class, a.limit, a.match
+	// st and vpos stay in registers: a closure or pointer capturing
+	// them would put a store and a load on every byte's critical path.
+	st, vpos := r.state, r.vpos
 	for i, b := range r.buf[from:] {
-		if o := ps >> 1; o < pl {
-			ps = pt[o+pc[b]]
+		var next int32
+		if st < lim {
+			next = table[st+cls[b]]
 		} else {
-			ps = p.stepSparse(ps, pc[b])
+			next = a.stepSparse(st, cls[b])
 		}
-		if ps&1 != 0 {
-			n := p.needles[p.out[p.dec(ps)]-1]
-			end := r.base + int64(from+i) + 1
-			r.addRange(end-int64(len(n.s)), end, n.name)
-		}
-
-		if b <= ' ' && ws != 0 && r.skipBlank(b, ws) {
+		// Whitespace that would end a long enough partial match, and
+		// that no needle continues with, is skipped.
+		if next == 0 && b <= ' ' && st != 0 && r.skipBlank(b, st) {
 			r.skips = append(r.skips, vpos)
 			continue
 		}
-		if o := ws >> 1; o < wl {
-			ws = wt[o+wc[b]]
-		} else {
-			ws = w.stepSparse(ws, wc[b])
-		}
+		st = next
 		vpos++
-		if ws&1 != 0 {
-			n := w.needles[w.out[w.dec(ws)]-1]
+		if match[st] {
+			n := a.needles[a.out[a.dec(st)]-1]
 			end := r.base + int64(from+i) + 1
 			r.addRange(r.realOf(vpos-int64(len(n.s))), end, n.name)
 		}
 	}
+	r.state, r.vpos = st, vpos
 }
 
-// skipBlank says whether the wrap automaton, in encoded state ws, skips
-// whitespace byte b: only inside a partial match long enough that the
-// blank or line break is more likely a dump's layout than text.
-func (r *Redactor) skipBlank(b byte, ws int32) bool {
+// skipBlank says whether whitespace byte b is skipped in encoded state st:
+// only inside a partial match long enough that the blank or line break is
+// more likely a dump's layout than text.
+func (r *Redactor) skipBlank(b byte, st int32) bool {
 	var need int32
 	switch b {
 	case ' ', '\t':
@@ -188,13 +179,13 @@ func (r *Redactor) skipBlank(b byte, ws int32) bool {
 	default:
 		return false
 	}
-	return r.m.wrap.holdOf(ws) >= need
+	return r.m.a.holdOf(st) >= need
 }
 
-// realOf maps a wrap-stream offset to a stream offset: the position of
+// realOf maps a scanned offset to a stream offset: the position of
 // that byte, after any whitespace skipped before it.
 func (r *Redactor) realOf(v int64) int64 {
-	// Count skips recorded at wrap offsets <= v.
+	// Count skips recorded at scanned offsets <= v.
 	lo, hi := 0, len(r.skips)
 	for lo < hi {
 		mid := (lo + hi) / 2
@@ -251,9 +242,9 @@ func better(a, b span) bool {
 // boundary is the stream offset before which nothing can change any more.
 func (r *Redactor) boundary() int64 {
 	end := r.base + int64(len(r.buf))
-	b := end - int64(int(r.m.plain.holdOf(r.plainState)))
-	if d := int(r.m.wrap.holdOf(r.wrapState)); d > 0 {
-		b = min(b, r.realOf(r.vpos-int64(d)))
+	b := end
+	if d := r.m.a.holdOf(r.state); d > 0 {
+		b = r.realOf(r.vpos - int64(d))
 	}
 	// A pending match that straddles the boundary may still grow.
 	for _, s := range r.ranges {

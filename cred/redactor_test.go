@@ -247,24 +247,62 @@ func TestNeedlesAddRefusesShort(t *testing.T) {
 	}
 }
 
-// refRedact is the obviously-correct model: find every occurrence of every
-// plain needle, merge overlapping ones, replace each merged range with the
-// name of its earliest (then longest) match.
+// refRedact is a brute-force model of the redactor's semantics, written
+// without the automaton: it keeps the scanned stream (input minus skipped
+// whitespace) and, for every byte, recomputes by exhaustive comparison
+// (1) whether a whitespace byte is skipped: no needle prefix ends with it,
+// and the longest suffix that is a proper prefix of some needle is long
+// enough; (2) the longest needle ending here. Overlapping matches merge
+// and take the name of the earliest (then longest) one.
 func refRedact(input []byte, ns []needle, names []string) string {
-	type m struct{ start, end int }
-	type mm struct {
-		m
-		name int32
+	type match struct {
+		start, end int
+		name       int32
 	}
-	var ms []mm
-	for _, nd := range ns {
-		for i := 0; i <= len(input); {
-			j := bytes.Index(input[i:], nd.s)
-			if j < 0 {
-				break
+	var scanned []byte
+	var realPos []int
+	var ms []match
+	isPrefix := func(x []byte, proper bool) bool {
+		for _, n := range ns {
+			if bytes.HasPrefix(n.s, x) && (!proper || len(n.s) > len(x)) {
+				return true
 			}
-			ms = append(ms, mm{m{i + j, i + j + len(nd.s)}, nd.name})
-			i += j + 1
+		}
+		return false
+	}
+	// longestSuffix is the longest suffix of s (possibly empty) for which
+	// ok holds.
+	longestSuffix := func(s []byte, ok func([]byte) bool) int {
+		for l := len(s); l > 0; l-- {
+			if ok(s[len(s)-l:]) {
+				return l
+			}
+		}
+		return 0
+	}
+	for i, b := range input {
+		next := append(bytes.Clone(scanned), b)
+		if b == ' ' || b == '\t' || b == '\n' || b == '\r' {
+			need := blankDepth
+			if b == '\n' || b == '\r' {
+				need = wrapDepth
+			}
+			grows := longestSuffix(next, func(x []byte) bool { return isPrefix(x, false) })
+			hold := longestSuffix(scanned, func(x []byte) bool { return isPrefix(x, true) })
+			if grows == 0 && hold >= need {
+				continue
+			}
+		}
+		scanned, realPos = next, append(realPos, i)
+		best := -1
+		for k, n := range ns {
+			if bytes.HasSuffix(scanned, n.s) && (best < 0 || len(n.s) > len(ns[best].s)) {
+				best = k
+			}
+		}
+		if best >= 0 {
+			start := realPos[len(scanned)-len(ns[best].s)]
+			ms = append(ms, match{start, i + 1, ns[best].name})
 		}
 	}
 	sort.Slice(ms, func(a, b int) bool {
@@ -360,7 +398,7 @@ func TestRedactorWrappedModel(t *testing.T) {
 		for i := range nd {
 			nd[i] = "0123456789abcdef"[rng.IntN(16)]
 		}
-		n := rawNeedles([]needle{{s: bytes.Clone(nd), wrap: true}}, []string{"h"})
+		n := rawNeedles([]needle{{s: bytes.Clone(nd)}}, []string{"h"})
 		var mid []byte
 		for i, c := range nd {
 			if i >= wrapDepth && rng.IntN(6) == 0 {
