@@ -23,6 +23,10 @@ type LoadOptions struct {
 	ConfigHome string // $XDG_CONFIG_HOME (or ~/.config); "" = do not search it
 	Workspace  string // absolute; policy files inside it may only narrow
 	SystemDir  string // "" = /etc/agentexec (tests point it elsewhere)
+	// SkipTests does not run the files' inline tests while loading, so
+	// `agentexec policy test` can run them all and report every failure.
+	// The zero value runs them: a policy whose tests fail does not load.
+	SkipTests bool
 }
 
 // WorkspaceFile is the workspace's own policy, always applied (narrowing
@@ -106,8 +110,17 @@ func Load(opts LoadOptions) (*Policy, error) {
 		if err != nil {
 			return nil, err
 		}
-		if p, err = Parse(base, data); err != nil {
+		f, err := decodeFile(base, data)
+		if err != nil {
 			return nil, err
+		}
+		if p, err = build(base, []*file{f}, nil); err != nil {
+			return nil, err
+		}
+		if !opts.SkipTests {
+			if err := p.runTests(p.tests); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var files []*file
@@ -122,12 +135,12 @@ func Load(opts LoadOptions) (*Policy, error) {
 		}
 		files = append(files, f)
 	}
-	return p.withOverlays(files)
+	return p.withOverlays(files, !opts.SkipTests)
 }
 
 // withOverlays returns a copy of p narrowed by files, after running their
 // inline tests against the result.
-func (p *Policy) withOverlays(files []*file) (*Policy, error) {
+func (p *Policy) withOverlays(files []*file, runTests bool) (*Policy, error) {
 	q := &Policy{
 		source: p.source, def: p.def, unknown: p.unknown,
 		rules: slices.Clone(p.rules), creds: p.creds, credIdx: p.credIdx,
@@ -145,8 +158,10 @@ func (p *Policy) withOverlays(files []*file) (*Policy, error) {
 	q.digest = digestOf(q.files)
 	q.reindex()
 	q.tests = append(slices.Clone(p.tests), tests...)
-	if err := q.runTests(tests); err != nil {
-		return nil, err
+	if runTests {
+		if err := q.runTests(tests); err != nil {
+			return nil, err
+		}
 	}
 	return q, nil
 }
