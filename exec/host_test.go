@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentexec/agentexec/sandbox"
 )
 
 // output runs req through the zero Engine (the host runner) with digests
@@ -228,5 +230,20 @@ func BenchmarkRunShellTrue(b *testing.B) {
 		if _, err := Run(context.Background(), req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestHostTimeout: the Spec's wall-clock limit ends the whole process
+// group and says so.
+func TestHostTimeout(t *testing.T) {
+	res, err := runHost(context.Background(), sandbox.Spec{
+		Argv: []string{"/bin/sh", "-c", "sleep 30; echo not reached"}, Env: []string{}, Workspace: "/",
+		Timeout: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.TimedOut || res.Signal != 15 || res.ExitCode != 143 {
+		t.Errorf("got timed out %v signal %d exit %d, want true 15 143", res.TimedOut, res.Signal, res.ExitCode)
 	}
 }
