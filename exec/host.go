@@ -104,6 +104,7 @@ func runHost(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error) {
 			timeout = t.C
 		}
 		var kill <-chan time.Time
+		cancelled := ctx.Done()
 		for {
 			select {
 			case <-done:
@@ -112,8 +113,8 @@ func runHost(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error) {
 				if n, ok := s.(syscall.Signal); ok {
 					_ = unix.Kill(-pid, n)
 				}
-			case <-ctx.Done():
-				ctx = context.Background() // once
+			case <-cancelled:
+				cancelled = nil // once
 				_ = unix.Kill(-pid, unix.SIGTERM)
 				kill = time.After(killGrace)
 			case <-timeout:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentexec/agentexec/sandbox"
@@ -384,8 +385,11 @@ func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec
 }
 
 // digestWriter counts and hashes what it passes on to w, so the digest is
-// of exactly the bytes the caller received.
+// of exactly the bytes the caller received. It is locked because a copier
+// cut off by the runner's drain deadline may still be writing when the
+// result is read.
 type digestWriter struct {
+	mu   sync.Mutex
 	w    io.Writer
 	hash bool
 	d    digest
@@ -400,6 +404,8 @@ func newDigest(f *os.File, hash bool) *digestWriter {
 }
 
 func (d *digestWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	n, err := d.w.Write(p)
 	if d.hash {
 		d.d.write(p[:n])
@@ -411,5 +417,7 @@ func (d *digestWriter) output() Output {
 	if d == nil || !d.hash {
 		return Output{}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return d.d.output()
 }
