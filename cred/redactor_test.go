@@ -440,3 +440,29 @@ func TestRedactStringEveryChunking(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorsShareNeedles runs a stdout and a stderr redactor on one
+// set in parallel while values are added, as exec does; run with -race.
+func TestRedactorsShareNeedles(t *testing.T) {
+	n := mustNeedles(t, "a", "first-secret-value")
+	done := make(chan string, 2)
+	for range 2 {
+		go func() {
+			var out bytes.Buffer
+			r := NewRedactor(&out, n)
+			for range 200 {
+				_, _ = r.Write([]byte("x first-secret-value y "))
+			}
+			_ = r.Close()
+			done <- out.String()
+		}()
+	}
+	for i := range 20 {
+		_ = n.Add(fmt.Sprintf("n%d", i), []byte(fmt.Sprintf("later-secret-%02d", i)))
+	}
+	for range 2 {
+		if got := <-done; strings.Contains(got, "first-secret") || strings.Count(got, "[REDACTED:a]") != 200 {
+			t.Errorf("got %d replacements and leaks=%v, want 200 and none", strings.Count(got, "[REDACTED:a]"), strings.Contains(got, "first-secret"))
+		}
+	}
+}
