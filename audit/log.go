@@ -167,12 +167,13 @@ func Open(opts Options) (*Log, error) {
 	}
 	l := &Log{dir: dir, witness: witness, lock: lock}
 	l.principal, l.host = Identity()
-	if err := flockCtx(context.Background(), lock, unix.LOCK_EX); err != nil {
+	unlock, err := flockCtx(context.Background(), lock, unix.LOCK_EX, func() {})
+	if err != nil {
 		lock.Close()
 		return nil, err
 	}
 	err = l.openLocked(opts)
-	unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	unlock()
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -291,25 +292,51 @@ func parseCheckpoint(raw []byte, key *logKey) (treeState, error) {
 	return treeState{origin: origin, size: size, root: tlog.Hash(rb), raw: raw}, nil
 }
 
-// flockCtx takes a flock, giving up when ctx is done.
-func flockCtx(ctx context.Context, f *os.File, how int) error {
+// flockCtx takes a flock, giving up when ctx is done. The blocking
+// flock(2) runs in its own goroutine so that waiters are woken in the
+// kernel's order the moment the lock is free. If ctx ends first, that
+// goroutine releases the lock when it finally gets it, and release (which
+// the caller must call either way) leaves that to the goroutine and runs
+// after only once the lock is given back: the caller passes its mutex's
+// Unlock, so one open file description never has two flock calls in
+// flight, and Append still returns as soon as ctx ends.
+func flockCtx(ctx context.Context, f *os.File, how int, after func()) (release func(), err error) {
 	fd := int(f.Fd())
-	for delay := 20 * time.Microsecond; ; {
-		err := unix.Flock(fd, how|unix.LOCK_NB)
-		if err == nil {
-			return nil
+	lock := func() error {
+		for {
+			err := unix.Flock(fd, how)
+			if !errors.Is(err, unix.EINTR) {
+				return err
+			}
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("locking audit log: %w", err)
+	}
+	unlocked := func() { unix.Flock(fd, unix.LOCK_UN); after() }
+	if ctx.Done() == nil {
+		if err := lock(); err != nil {
+			return after, fmt.Errorf("locking audit log: %w", err)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("locking audit log: %w", ctx.Err())
-		case <-time.After(delay):
+		return unlocked, nil
+	}
+	if err := unix.Flock(fd, how|unix.LOCK_NB); err == nil {
+		return unlocked, nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- lock() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return after, fmt.Errorf("locking audit log: %w", err)
 		}
-		if delay < 2*time.Millisecond {
-			delay *= 2
-		}
+		return unlocked, nil
+	case <-ctx.Done():
+		return func() {
+			go func() {
+				if err := <-done; err == nil {
+					unix.Flock(fd, unix.LOCK_UN)
+				}
+				after()
+			}()
+		}, fmt.Errorf("locking audit log: %w", ctx.Err())
 	}
 }
 
@@ -324,14 +351,15 @@ func (l *Log) Append(ctx context.Context, r *Record) (Entry, error) {
 		return Entry{}, fmt.Errorf("appending audit record: %w", err)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return Entry{}, ErrClosed
 	}
-	if err := flockCtx(ctx, l.lock, unix.LOCK_EX); err != nil {
+	unlock, err := flockCtx(ctx, l.lock, unix.LOCK_EX, l.mu.Unlock)
+	defer unlock()
+	if err != nil {
 		return Entry{}, err
 	}
-	defer unix.Flock(int(l.lock.Fd()), unix.LOCK_UN)
 	e, err := l.appendLocked(r, nil)
 	if err != nil {
 		return Entry{}, fmt.Errorf("appending audit record: %w", err)

@@ -18,14 +18,15 @@ const newKeyFile = "keys/log.new"
 // checkpoint signatures) and the old private key is deleted.
 func (l *Log) RotateKey(ctx context.Context, reason string) (Entry, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return Entry{}, ErrClosed
 	}
-	if err := flockCtx(ctx, l.lock, unix.LOCK_EX); err != nil {
+	unlock, err := flockCtx(ctx, l.lock, unix.LOCK_EX, l.mu.Unlock)
+	defer unlock()
+	if err != nil {
 		return Entry{}, err
 	}
-	defer unix.Flock(int(l.lock.Fd()), unix.LOCK_UN)
 	if err := l.finishRotation(); err != nil {
 		return Entry{}, err
 	}

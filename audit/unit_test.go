@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCanonicalPayload(t *testing.T) {
@@ -257,4 +259,34 @@ func TestOversizedCommandIsCapped(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAppendHonoursContext: an Append waiting for another process's lock
+// returns when its context ends, and the handle stays usable.
+func TestAppendHonoursContext(t *testing.T) {
+	l, opts := newLog(t)
+	other, err := Open(opts)
+	must(t, err)
+	defer other.Close()
+	must(t, syscallFlock(other.lock, true))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := l.Append(ctx, sampleRecord()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Append while locked: got %v, want DeadlineExceeded", err)
+	}
+	must(t, syscallFlock(other.lock, false))
+	if _, err := l.Append(context.Background(), sampleRecord()); err != nil {
+		t.Fatalf("Append after the lock was freed: %v", err)
+	}
+	if rep, err := Verify(opts); err != nil || rep.Size != 1 {
+		t.Fatalf("Verify: got %+v, %v, want 1 record", rep, err)
+	}
+}
+
+func syscallFlock(f *os.File, lock bool) error {
+	how := unix.LOCK_UN
+	if lock {
+		how = unix.LOCK_EX
+	}
+	return unix.Flock(int(f.Fd()), how)
 }
