@@ -139,29 +139,50 @@ func (r *Redactor) recompile() {
 func (r *Redactor) scan(from int) {
 	a := r.m.a
 	table, cls, lim, match := a.table, &a.class, a.limit, a.match
-	// st and vpos stay in registers: a closure or pointer capturing
-	// them would put a store and a load on every byte's critical path.
+	buf := r.buf
+	// st and vpos stay in registers: the inner loop calls nothing, so
+	// nothing spills them onto each byte's chain of dependent loads.
 	st, vpos := r.state, r.vpos
-	for i, b := range r.buf[from:] {
+	i := from
+	for i < len(buf) {
+		// Fast path: a dense state, no needle ending, and no whitespace
+		// that might be skipped.
+		for i < len(buf) && st < lim {
+			b := buf[i]
+			next := table[st+cls[b]]
+			if match[next] || next == 0 && b <= ' ' && st != 0 {
+				break
+			}
+			st = next
+			vpos++
+			i++
+		}
+		if i >= len(buf) {
+			break
+		}
+		// Slow path, one byte: a sparse state, a match, or whitespace
+		// that would end a long enough partial match. That whitespace is
+		// skipped when no needle continues with it.
+		b := buf[i]
 		var next int32
 		if st < lim {
 			next = table[st+cls[b]]
 		} else {
 			next = a.stepSparse(st, cls[b])
 		}
-		// Whitespace that would end a long enough partial match, and
-		// that no needle continues with, is skipped.
 		if next == 0 && b <= ' ' && st != 0 && r.skipBlank(b, st) {
 			r.skips = append(r.skips, vpos)
+			i++
 			continue
 		}
 		st = next
 		vpos++
 		if match[st] {
 			n := a.needles[a.out[a.dec(st)]-1]
-			end := r.base + int64(from+i) + 1
+			end := r.base + int64(i) + 1
 			r.addRange(r.realOf(vpos-int64(len(n.s))), end, n.name)
 		}
+		i++
 	}
 	r.state, r.vpos = st, vpos
 }
