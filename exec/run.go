@@ -346,7 +346,7 @@ func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec
 	defer sig.stop()
 	spec.Signals, spec.Resize = sig.forward, sig.resize
 
-	if req.Stdin != nil {
+	if req.Stdin != nil && (term != nil || !inBackground(req.Stdin)) {
 		spec.Stdin = req.Stdin
 	}
 	var out, errw *digestWriter

@@ -45,6 +45,20 @@ func acquireTerminal(stdin, stdout *os.File) *terminal {
 	return &terminal{in: stdin}
 }
 
+// inBackground reports whether f is a terminal whose foreground process
+// group is not agentexec's: agentexec is a background job there. Its
+// command then reads /dev/null instead, as a shell without job control
+// gives an asynchronous command (POSIX), so that it never takes keys
+// meant for the foreground job (a password typed at the shell prompt).
+// Job control cannot protect it: the command has no controlling terminal.
+func inBackground(f *os.File) bool {
+	if f == nil || !isTerminal(f) {
+		return false
+	}
+	fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err != nil || fg != unix.Getpgrp()
+}
+
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil

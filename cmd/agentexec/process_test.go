@@ -558,3 +558,23 @@ func TestInteractiveSession(t *testing.T) {
 		t.Errorf("got the line abandoned with Ctrl-C run, want it dropped: %q", all())
 	}
 }
+
+// TestBackgroundJobDoesNotReadTheTerminal: agentexec started as a
+// background job on a terminal gives its command /dev/null as stdin, so
+// the keys typed at the terminal stay with the foreground job.
+func TestBackgroundJobDoesNotReadTheTerminal(t *testing.T) {
+	c := osexec.Command("bash", "-c", `set -m; "$0" -c 'read -t 5 x; echo "got:$x"' & sleep 0.3; echo typed-ahead; wait`, bin)
+	ptmx, err := pty.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	if _, err := ptmx.Write([]byte("secret\n")); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(ptmx) // ends with EIO when the session ends
+	_ = c.Wait()
+	if !strings.Contains(string(out), "got:\r\n") || strings.Contains(string(out), "got:secret") {
+		t.Errorf("got %q, want the background command to read nothing", out)
+	}
+}
