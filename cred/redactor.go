@@ -22,8 +22,11 @@ import (
 // Needles also match when line breaks interrupt them after their first
 // wrapDepth characters, or blanks after blankDepth (base64 wraps at 76
 // columns, xxd -p at 60, od groups bytes with blanks), provided no needle
-// continues with that whitespace; the whole span, whitespace included,
-// is replaced.
+// continues with that whitespace and the run is at most maxSkipRun bytes;
+// the whole span, whitespace included, is replaced.
+//
+// What it holds is bounded: the longest needle, plus skipped whitespace,
+// plus at most maxRangeHold bytes of a run of overlapping matches.
 //
 // A Redactor is not safe for concurrent use; use one per stream.
 type Redactor struct {
@@ -51,6 +54,17 @@ type Redactor struct {
 	closed bool
 	err    error
 }
+
+// Bounds on what a Redactor holds, whatever the input.
+const (
+	// maxSkipRun is the longest run of whitespace skipped inside a
+	// partial match: layouts insert one or two ("\r\n", " "), and an
+	// unbounded run would hold output back for as long as it lasted.
+	maxSkipRun = 4
+	// maxRangeHold is how far a growing run of overlapping matches is
+	// held before its start is replaced and written out.
+	maxRangeHold = 4096
+)
 
 // span is a matched range [start, end) in stream offsets, with the match
 // that names it.
@@ -170,7 +184,7 @@ func (r *Redactor) scan(from int) {
 		} else {
 			next = a.stepSparse(st, cls[b])
 		}
-		if next == 0 && b <= ' ' && st != 0 && r.skipBlank(b, st) {
+		if next == 0 && b <= ' ' && st != 0 && r.skipBlank(b, st) && r.skipRun(vpos) < maxSkipRun {
 			r.skips = append(r.skips, vpos)
 			i++
 			continue
@@ -267,14 +281,37 @@ func (r *Redactor) boundary() int64 {
 	if d := r.m.a.holdOf(r.state); d > 0 {
 		b = r.realOf(r.vpos - int64(d))
 	}
-	// A pending match that straddles the boundary may still grow.
-	for _, s := range r.ranges {
+	// A pending match that straddles the boundary may still grow, so it
+	// is held whole, unless it has grown past maxRangeHold (a value that
+	// overlaps itself, repeated: "aaaaaa" in a run of a's). Then the part
+	// before b is replaced now: no later match can start before b, so
+	// the split costs only an extra placeholder.
+	for k, s := range r.ranges {
 		if s.end > b {
-			b = min(b, s.start)
+			if s.start < b && b-s.start >= maxRangeHold {
+				head := s
+				head.end = b
+				r.ranges[k].start, r.ranges[k].bestStart, r.ranges[k].bestLen = b, b, s.end-b
+				r.ranges = append(r.ranges, span{})
+				copy(r.ranges[k+1:], r.ranges[k:])
+				r.ranges[k] = head
+			} else {
+				b = min(b, s.start)
+			}
 			break
 		}
 	}
 	return b
+}
+
+// skipRun is how many whitespace bytes were skipped since the last
+// scanned byte (at most maxSkipRun).
+func (r *Redactor) skipRun(vpos int64) int {
+	n := 0
+	for i := len(r.skips) - 1; i >= 0 && r.skips[i] == vpos && n < maxSkipRun; i-- {
+		n++
+	}
+	return n
 }
 
 // emit writes out everything before stream offset b and drops it from

@@ -280,9 +280,10 @@ func refRedact(input []byte, ns []needle, names []string) string {
 		}
 		return 0
 	}
+	run := 0 // whitespace skipped since the last scanned byte
 	for i, b := range input {
 		next := append(bytes.Clone(scanned), b)
-		if b == ' ' || b == '\t' || b == '\n' || b == '\r' {
+		if (b == ' ' || b == '\t' || b == '\n' || b == '\r') && run < maxSkipRun {
 			need := blankDepth
 			if b == '\n' || b == '\r' {
 				need = wrapDepth
@@ -290,9 +291,11 @@ func refRedact(input []byte, ns []needle, names []string) string {
 			grows := longestSuffix(next, func(x []byte) bool { return isPrefix(x, false) })
 			hold := longestSuffix(scanned, func(x []byte) bool { return isPrefix(x, true) })
 			if grows == 0 && hold >= need {
+				run++
 				continue
 			}
 		}
+		run = 0
 		scanned, realPos = next, append(realPos, i)
 		best := -1
 		for k, n := range ns {
@@ -465,4 +468,34 @@ func TestRedactorsShareNeedles(t *testing.T) {
 			t.Errorf("got %d replacements and leaks=%v, want 200 and none", strings.Count(got, "[REDACTED:a]"), strings.Contains(got, "first-secret"))
 		}
 	}
+}
+
+func TestRedactorBoundedHold(t *testing.T) {
+	t.Run("self-overlapping value repeated", func(t *testing.T) {
+		n := mustNeedles(t, "rep", "aaaaaa")
+		var out bytes.Buffer
+		r := NewRedactor(&out, n)
+		for range 3 * maxRangeHold {
+			_, _ = r.Write([]byte("a"))
+		}
+		if out.Len() == 0 {
+			t.Errorf("nothing written after %d bytes: the run is held whole", 3*maxRangeHold)
+		}
+		_ = r.Close()
+		if got := strings.ReplaceAll(out.String(), "[REDACTED:rep]", ""); got != "" {
+			t.Errorf("left after removing placeholders: %q, want nothing", got)
+		}
+	})
+	t.Run("whitespace run after a partial match", func(t *testing.T) {
+		n := mustNeedles(t, "hex", "wrapped-secret-value")
+		hexv := hex.EncodeToString([]byte("wrapped-secret-value"))
+		var out bytes.Buffer
+		r := NewRedactor(&out, n)
+		_, _ = r.Write([]byte(hexv[:10]))
+		_, _ = r.Write([]byte("\n\n\n\n\n\n\n\n"))
+		if got, want := out.String(), hexv[:10]+"\n\n\n\n\n\n\n\n"; got != want {
+			t.Errorf("got %q, want %q written: runs longer than %d end a partial match", got, want, maxSkipRun)
+		}
+		_ = r.Close()
+	})
 }
