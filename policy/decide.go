@@ -36,6 +36,10 @@ type Decision struct {
 	Grants   Grants    `json:"grants"`
 	Policy   string    `json:"policy"`
 	Digest   string    `json:"digest"`
+	// WorkspaceReadOnly: the policy says `workspace: read-only`, so the
+	// sandbox must mount the workspace read-only; the decision already
+	// counts it as outside the writable set.
+	WorkspaceReadOnly bool `json:"workspace_read_only,omitempty"`
 }
 
 // Err is nil when the line may run, a *DenyError (errors.Is(err,
@@ -99,6 +103,8 @@ func (p *Policy) Decide(in Input) *Decision {
 	if d.Commands == nil {
 		d.Commands = []Command{}
 	}
+	readOnly := p.roWorkspace
+	d.WorkspaceReadOnly = readOnly
 	allowing := make([]*Rule, len(a.cmds))
 	for i := range a.cmds {
 		c := &a.cmds[i]
@@ -106,7 +112,7 @@ func (p *Policy) Decide(in Input) *Decision {
 			d.add(Match{Command: i, Text: c.Text, Rule: c.builtin, Verdict: p.unknown, Reason: c.Unknown, Hints: builtinHints(c)})
 			continue
 		}
-		r := p.match(c, &in)
+		r := p.match(c, &in, readOnly)
 		if r == nil {
 			d.add(Match{Command: i, Text: c.Text, Rule: "default", Verdict: p.def,
 				Reason: fmt.Sprintf("no rule matches %q", programOf(c)),
@@ -119,7 +125,7 @@ func (p *Policy) Decide(in Input) *Decision {
 			d.Grants.merge(&r.Grants, &in)
 		}
 	}
-	p.checkWrites(d, a, &in)
+	p.checkWrites(d, a, &in, readOnly)
 	p.checkCredentials(d, a, allowing)
 	if len(d.Matches) == 0 {
 		d.Matches = []Match{}
@@ -196,9 +202,9 @@ func isDevice(p string) bool {
 
 // writableRoots is the workspace, /tmp, the sandbox's TmpDir and the write
 // grants of the line's allowing rules.
-func writableRoots(in *Input, extra []string) []string {
+func writableRoots(in *Input, readOnly bool, extra []string) []string {
 	var roots []string
-	if in.Workspace != "" && path.IsAbs(in.Workspace) && path.Clean(in.Workspace) != "/" {
+	if !readOnly && in.Workspace != "" && path.IsAbs(in.Workspace) && path.Clean(in.Workspace) != "/" {
 		roots = append(roots, path.Clean(in.Workspace))
 	}
 	roots = append(roots, "/tmp")
@@ -261,8 +267,8 @@ func classify(w word, cwd cwdSet, roots []string, in *Input) (place, string) {
 	return placeIn, res[0]
 }
 
-func (p *Policy) checkWrites(d *Decision, a *analyser, in *Input) {
-	roots := writableRoots(in, d.Grants.Write)
+func (p *Policy) checkWrites(d *Decision, a *analyser, in *Input, readOnly bool) {
+	roots := writableRoots(in, readOnly, d.Grants.Write)
 	for _, w := range a.writes {
 		pl, resolved := classify(w.target, w.cwd, roots, in)
 		if pl == placeIn || (pl == placeOut && isDevice(resolved)) {
@@ -308,7 +314,7 @@ func (p *Policy) checkCredentials(d *Decision, a *analyser, allowing []*Rule) {
 				break
 			}
 		}
-		ws := writableRoots(&Input{Workspace: a.in.Workspace}, nil)[:0]
+		var ws []string
 		if a.in.Workspace != "" && path.IsAbs(a.in.Workspace) && path.Clean(a.in.Workspace) != "/" {
 			ws = append(ws, path.Clean(a.in.Workspace))
 		}

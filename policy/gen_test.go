@@ -39,7 +39,7 @@ func TestGeneratedProfiles(t *testing.T) {
 	b.WriteString("var generatedProfiles = map[string]func() *file{\n")
 	for _, name := range []string{"readonly", "workspace"} {
 		f := parseProfileYAML(t, name)
-		fmt.Fprintf(&b, "%q: func() *file {\nreturn &file{name: %q, def: %s, unknown: %s, rules: []*Rule{\n", name, f.name, verdictExpr(f.def), verdictExpr(f.unknown))
+		fmt.Fprintf(&b, "%q: func() *file {\nreturn &file{name: %q, def: %s, unknown: %s, roWS: %s, rules: []*Rule{\n", name, f.name, verdictExpr(f.def), verdictExpr(f.unknown), boolExpr(f.roWS))
 		for _, r := range f.rules {
 			writeRule(&b, r)
 		}
@@ -50,7 +50,7 @@ func TestGeneratedProfiles(t *testing.T) {
 		}
 		b.WriteString("}}\n},\n")
 	}
-	b.WriteString("}\n\nfunc verdictPtr(v Verdict) *Verdict { return &v }\n")
+	b.WriteString("}\n\nfunc verdictPtr(v Verdict) *Verdict { return &v }\n\nfunc boolPtr(b bool) *bool { return &b }\n")
 	src, err := format.Source(b.Bytes())
 	if err != nil {
 		t.Fatalf("formatting generated code: %v\n%s", err, b.Bytes())
@@ -81,6 +81,13 @@ func verdictExpr(v *Verdict) string {
 		return "nil"
 	}
 	return "verdictPtr(" + strings.ToUpper(v.String()[:1]) + v.String()[1:] + ")"
+}
+
+func boolExpr(b *bool) string {
+	if b == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("boolPtr(%v)", *b)
 }
 
 func strList(ss []string) string {

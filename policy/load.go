@@ -142,7 +142,7 @@ func Load(opts LoadOptions) (*Policy, error) {
 // inline tests against the result.
 func (p *Policy) withOverlays(files []*file, runTests bool) (*Policy, error) {
 	q := &Policy{
-		source: p.source, def: p.def, unknown: p.unknown,
+		source: p.source, def: p.def, unknown: p.unknown, roWorkspace: p.roWorkspace,
 		rules: slices.Clone(p.rules), creds: p.creds, credIdx: p.credIdx,
 		files: slices.Clone(p.files),
 	}

@@ -44,7 +44,7 @@ func specificity(r *Rule) int {
 
 // match returns the rule that decides c: among the rules that match, the
 // strictest verdict wins, then the most specific rule, then the first.
-func (p *Policy) match(c *Command, in *Input) *Rule {
+func (p *Policy) match(c *Command, in *Input, readOnly bool) *Rule {
 	var best *Rule
 	name := c.words[0].s
 	if i := strings.LastIndexByte(name, '/'); i >= 0 {
@@ -67,7 +67,7 @@ func (p *Policy) match(c *Command, in *Input) *Rule {
 		if best != nil && r.Verdict != best.Verdict && !r.Verdict.stricter(best.Verdict) {
 			continue
 		}
-		if !r.matches(c, in) {
+		if !r.matches(c, in, readOnly) {
 			continue
 		}
 		if best == nil || r.Verdict.stricter(best.Verdict) || r.specificity > best.specificity {
@@ -80,7 +80,7 @@ func (p *Policy) match(c *Command, in *Input) *Rule {
 // matches reports whether r matches c. Allow rules match only what is
 // certain; deny and ask rules match whatever might be so (a word unknown
 // before it runs could be the forbidden flag).
-func (r *Rule) matches(c *Command, in *Input) bool {
+func (r *Rule) matches(c *Command, in *Input, readOnly bool) bool {
 	if len(c.words) == 0 {
 		return false
 	}
@@ -105,7 +105,7 @@ func (r *Rule) matches(c *Command, in *Input) bool {
 				extra = append(extra, path.Clean(x))
 			}
 		}
-		roots := writableRoots(in, extra)
+		roots := writableRoots(in, readOnly, extra)
 		anyOut, anyUnknown, allIn := false, false, true
 		for _, w := range operands(args) {
 			switch pl, _ := classify(w, c.cwd, roots, in); pl {

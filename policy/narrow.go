@@ -30,6 +30,12 @@ func (p *Policy) narrow(f *file) error {
 		}
 		p.unknown = *f.unknown
 	}
+	if f.roWS != nil {
+		if p.roWorkspace && !*f.roWS {
+			return widen(f.roNode, "workspace", "workspace: writable would widen the base policy's read-only workspace")
+		}
+		p.roWorkspace = *f.roWS
+	}
 	if len(f.creds) > 0 {
 		return widen(f.credNodes[0], "credentials", "a workspace policy may not define credentials")
 	}

@@ -147,3 +147,33 @@ func TestWorkspaceInlineTestFailureStopsLoading(t *testing.T) {
 		t.Fatalf("got %v, want a failing-test *LoadError at line 3", err)
 	}
 }
+
+// TestReadOnlyWorkspace: `workspace: read-only` takes the workspace out of
+// the writable set; a workspace file may set it but never unset it.
+func TestReadOnlyWorkspace(t *testing.T) {
+	opts, ws := setupWorkspace(t)
+	p, err := Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDecision(t, decideLine(t, p, "echo x > out.txt"), Allow, "echo")
+	wf := writeFile(t, filepath.Join(ws, ".agentexec", "policy.yaml"), "version: 1\nworkspace: read-only\n")
+	if p, err = Load(opts); err != nil {
+		t.Fatal(err)
+	}
+	d := decideLine(t, p, "echo x > out.txt")
+	checkDecision(t, d, Deny, "redirect-outside-workspace")
+	if !d.WorkspaceReadOnly || !p.WorkspaceReadOnly() {
+		t.Errorf("got WorkspaceReadOnly %v, want true", d.WorkspaceReadOnly)
+	}
+	checkDecision(t, decideLine(t, p, "echo x > /tmp/x"), Allow, "echo")
+
+	ro := writeFile(t, filepath.Join(t.TempDir(), "ro.yaml"), "version: 1\nworkspace: read-only\nrules: [{id: echo, verdict: allow, program: echo, reason: r}]\n")
+	writeFile(t, wf, "version: 1\nworkspace: writable\n")
+	opts.File = ro
+	_, err = Load(opts)
+	var le *LoadError
+	if !errors.As(err, &le) || !errors.Is(err, ErrWiden) || le.Line != 2 || le.Key != "workspace" {
+		t.Fatalf("got %v, want a widening error at line 2 naming workspace", err)
+	}
+}

@@ -33,6 +33,8 @@ type file struct {
 	creds     []Credential
 	credNodes []*yaml.Node
 	tests     []inlineTest
+	roWS      *bool // workspace: read-only (true) or writable (false)
+	roNode    *yaml.Node
 }
 
 // Parse reads one policy file and runs its inline tests. name is used in
@@ -67,6 +69,9 @@ func build(source string, base []*file, overlays []*file) (*Policy, error) {
 		}
 		if f.unknown != nil {
 			p.unknown = *f.unknown
+		}
+		if f.roWS != nil {
+			p.roWorkspace = *f.roWS
 		}
 		ids := make(map[string]bool, len(p.rules)+len(f.rules))
 		for _, r := range p.rules {
@@ -315,6 +320,16 @@ func decodeFile(name string, data []byte) (*file, error) {
 				return d.errf(v, key, "unsupported version %q (want 1)", v.Value)
 			}
 			version = true
+		case "workspace":
+			s, err := d.str(v, key)
+			if err != nil {
+				return err
+			}
+			if s != "writable" && s != "read-only" {
+				return d.errf(v, key, "workspace must be writable or read-only, got %q", s)
+			}
+			ro := s == "read-only"
+			f.roWS, f.roNode = &ro, v
 		case "default":
 			vd, err := d.verdict(v, key)
 			if err != nil {

@@ -12,6 +12,8 @@ type Policy struct {
 	digest  string // "sha256:<hex>" over every file's name and bytes
 	def     Verdict
 	unknown Verdict
+	// roWorkspace: `workspace: read-only`; the workspace is not writable.
+	roWorkspace bool
 	rules   []*Rule
 	creds   []Credential
 	credIdx map[string]int
@@ -147,6 +149,10 @@ func (p *Policy) Default() Verdict { return p.def }
 
 // Unknown is the verdict for a command whose program is not statically known.
 func (p *Policy) Unknown() Verdict { return p.unknown }
+
+// WorkspaceReadOnly reports `workspace: read-only`: the sandbox must mount
+// the workspace read-only.
+func (p *Policy) WorkspaceReadOnly() bool { return p.roWorkspace }
 
 // Rules returns the rules in file order (base first, then workspace rules).
 func (p *Policy) Rules() []Rule {

@@ -18,6 +18,9 @@ func (p *Policy) Render() []byte {
 	add(doc, "version", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: "1"})
 	add(doc, "default", str(p.def.String()))
 	add(doc, "unknown", str(p.unknown.String()))
+	if p.roWorkspace {
+		add(doc, "workspace", str("read-only"))
+	}
 	if len(p.creds) > 0 {
 		cs := &yaml.Node{Kind: yaml.SequenceNode}
 		for _, c := range p.creds {
