@@ -51,12 +51,15 @@ func acquireTerminal(stdin, stdout *os.File) *terminal {
 // gives an asynchronous command (POSIX), so that it never takes keys
 // meant for the foreground job (a password typed at the shell prompt).
 // Job control cannot protect it: the command has no controlling terminal.
+// A terminal that is not agentexec's controlling terminal (a nested
+// agentexec under a pass-through command) has no foreground job to
+// protect, and is passed on.
 func inBackground(f *os.File) bool {
 	if f == nil || !isTerminal(f) {
 		return false
 	}
 	fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
-	return err != nil || fg != unix.Getpgrp()
+	return err == nil && fg != unix.Getpgrp()
 }
 
 func isTerminal(f *os.File) bool {

@@ -578,3 +578,37 @@ func TestBackgroundJobDoesNotReadTheTerminal(t *testing.T) {
 		t.Errorf("got %q, want the background command to read nothing", out)
 	}
 }
+
+// TestNestedReadsThePassedTerminal: inside a make recipe on a terminal
+// (pass-through, no controlling terminal), a nested agentexec still hands
+// the terminal to its command.
+func TestNestedReadsThePassedTerminal(t *testing.T) {
+	need(t, "make")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Makefile": "all:\n\t@echo ready; \"$$0\" -c 'read -t 5 x; echo \"got:$$x\"'\n"})
+	c := osexec.Command("make", "SHELL="+bin)
+	c.Dir = dir
+	ptmx, err := pty.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	br := bufio.NewReader(ptmx)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(line) == "ready" {
+			break
+		}
+	}
+	if _, err := ptmx.Write([]byte("typed\n")); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(br)
+	_ = c.Wait()
+	if !strings.Contains(string(out), "got:typed") {
+		t.Errorf("got %q, want the nested command to read the terminal", out)
+	}
+}
