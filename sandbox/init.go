@@ -11,17 +11,15 @@ import (
 )
 
 // MaybeInit is called first thing in main (and in every test binary that
-// starts containers). It takes over the process only in the two re-execs
-// Run causes: libcontainer's own init (argv "init" plus the descriptors
-// libcontainer passes in its environment) and agentexec's reaper (PID 1 of
-// a container, started as initPath). Otherwise it returns and does
-// nothing, so `agentexec init` on the host is never either of them.
+// starts containers). It takes over the process only when it is
+// libcontainer's own re-exec (argv "init" plus the descriptors libcontainer
+// passes in its environment); otherwise it returns and does nothing, so
+// `agentexec init` on the host never lands there. (The container's PID 1,
+// the reaper, is taken over earlier still, by reaper.c's constructor,
+// before the Go runtime starts.)
 func MaybeInit() {
 	if len(os.Args) == 2 && os.Args[1] == "init" &&
 		os.Getenv("_LIBCONTAINER_INITPIPE") != "" && os.Getenv("_LIBCONTAINER_INITTYPE") != "" {
 		libcontainer.Init() // never returns
-	}
-	if len(os.Args) == 1 && os.Args[0] == initPath && os.Getpid() == 1 {
-		reaperMain() // never returns
 	}
 }

@@ -225,7 +225,7 @@ func start(ctx context.Context, c *libcontainer.Container, s *Spec, ident identi
 	}
 
 	go func() {
-		_ = json.NewEncoder(cfgW).Encode(initConfig{Argv: s.Argv, TTY: s.TTY, Files: s.Files})
+		_, _ = cfgW.Write(initConfig{Argv: s.Argv, TTY: s.TTY, Files: s.Files}.encode())
 		cfgW.Close()
 	}()
 	if consoleParent != nil {
@@ -292,7 +292,25 @@ func (r *running) stdio(s *Spec, p *libcontainer.Process) error {
 	if err := out(s.Stdout, func(f *os.File) { p.Stdout = f }); err != nil {
 		return err
 	}
+	if s.Stderr != nil && interfaceEqual(s.Stderr, s.Stdout) {
+		// One writer for both (like CombinedOutput): one pipe, so that
+		// it is never written from two goroutines at once, as os/exec
+		// promises too.
+		p.Stderr = p.Stdout
+		return nil
+	}
 	return out(s.Stderr, func(f *os.File) { p.Stderr = f })
+}
+
+// interfaceEqual compares two writers without panicking on uncomparable
+// dynamic types.
+func interfaceEqual(a, b any) (eq bool) {
+	defer func() {
+		if recover() != nil {
+			eq = false
+		}
+	}()
+	return a == b
 }
 
 // wait waits for the init to exit, forwarding signals and window sizes and

@@ -522,3 +522,28 @@ func findProcess(name string) []string {
 	}
 	return pids
 }
+
+func TestInitPathAgreesWithReaper(t *testing.T) {
+	if got := cInitPath(); got != initPath {
+		t.Errorf("got reaper.c path %q, want %q", got, initPath)
+	}
+}
+
+func TestRunSameWriterForBoth(t *testing.T) {
+	needContainers(t)
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Spec{
+		Argv: []string{"sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo out$i; echo err$i >&2; done"}, Env: testEnv,
+		Workspace: t.TempDir(), Stdout: &out, Stderr: &out,
+	})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run: %v exit %d", err, res.ExitCode)
+	}
+	want := ""
+	for i := 1; i <= 8; i++ {
+		want += "out" + strconv.Itoa(i) + "\nerr" + strconv.Itoa(i) + "\n"
+	}
+	if out.String() != want {
+		t.Errorf("got %q, want %q: both streams, in order, nothing lost", out.String(), want)
+	}
+}

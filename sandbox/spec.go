@@ -61,6 +61,8 @@ type Spec struct {
 	Stdin io.Reader
 	// Stdout and Stderr receive the child's output; nil discards it. When
 	// they are *os.File the descriptors are handed to the child directly.
+	// When both are the same writer, at most one goroutine at a time calls
+	// its Write (as with os/exec).
 	Stdout io.Writer
 	Stderr io.Writer
 

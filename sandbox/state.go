@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
@@ -164,9 +165,23 @@ func sweep(d dirs) {
 		groups, _ := os.ReadDir(parent)
 		for _, g := range groups {
 			if g.IsDir() && ownerGone(g.Name()) {
-				_ = unix.Rmdir(filepath.Join(parent, g.Name()))
+				rmdirCgroup(filepath.Join(parent, g.Name()))
 			}
 		}
+	}
+}
+
+// rmdirCgroup removes an abandoned cgroup. Its processes were just sent
+// SIGKILL (by the sweep, or by ParentDeathSignal when the owner died), and
+// the kernel refuses the rmdir (EBUSY) until the last one is gone, so it
+// retries for a bounded time.
+func rmdirCgroup(p string) {
+	for range 100 {
+		err := unix.Rmdir(p)
+		if err == nil || errors.Is(err, unix.ENOENT) || !errors.Is(err, unix.EBUSY) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -84,7 +84,7 @@ func TestGoCompileTestFixLoop(t *testing.T) {
 	}
 	res, out, warm := step("go test -count=1 ./...")
 	if res.ExitCode != 0 || !strings.Contains(out, "ok") {
-		t.Fatalf("go test after the fix: got exit %d\n%s", res.ExitCode, out)
+		t.Fatalf("go test after the fix: got exit %d\n%q", res.ExitCode, out)
 	}
 	src, _ := os.ReadFile(filepath.Join(ws, "add.go"))
 	if !strings.Contains(string(src), "a + b") {
