@@ -95,7 +95,7 @@ func (execProvider) issue(ctx context.Context, spec Spec, p Purpose) (*Credentia
 	if resp.Revocable == nil || *resp.Revocable {
 		handle := c.hidden
 		c.revoke = func(ctx context.Context) error {
-			return execRevoke(ctx, spec, c.ID, handle)
+			return execRevoke(ctx, spec, c.ID, handle, c.secrets())
 		}
 	}
 	if err := fillExec(c, spec, &resp); err != nil {
@@ -161,7 +161,7 @@ func fillExec(c *Credential, spec Spec, resp *execResponse) error {
 	return nil
 }
 
-func execRevoke(ctx context.Context, spec Spec, id string, handle []Secret) error {
+func execRevoke(ctx context.Context, spec Spec, id string, handle []Secret, known []Secret) error {
 	req := execRevokeRequest{Version: 1, Name: spec.Name, ID: id}
 	if len(handle) > 0 {
 		req.RevokeHandle = quoteJSON(handle[0].Reveal())
@@ -174,7 +174,7 @@ func execRevoke(ctx context.Context, spec Spec, id string, handle []Secret) erro
 	defer clear(req.RevokeHandle)
 	out, err := helperRun{
 		argv: append(slices.Clip(spec.Command), "revoke"), env: helperEnv(spec),
-		stdin: in, timeout: spec.Timeout, op: "revoke",
+		stdin: in, timeout: spec.Timeout, op: "revoke", known: known, knownName: spec.Name,
 	}.run(ctx)
 	out.destroy()
 	return err

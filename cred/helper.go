@@ -31,6 +31,11 @@ type helperRun struct {
 	stdin   []byte
 	timeout time.Duration
 	op      string
+	// known are values to redact from stderr besides those run finds
+	// itself; redaction must happen before stderr is cut to length, or a
+	// value straddling the cut would leave its prefix.
+	known     []Secret
+	knownName string
 }
 
 // helperOutput is what a helper printed.
@@ -84,6 +89,9 @@ func (h helperRun) run(ctx context.Context) (*helperOutput, error) {
 	// return; redact stderr with it before it goes anywhere.
 	n := outputNeedles(out.stdout)
 	addEnvironmentSecrets(n, h.env)
+	for _, k := range h.known {
+		_ = n.Add(h.knownName, k.Reveal())
+	}
 	herr := &HelperError{Op: h.op, ExitCode: -1, Stderr: clean(n.redactBytes(out.stderr))}
 	n.Destroy()
 	var exit *osexec.ExitError

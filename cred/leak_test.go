@@ -2,6 +2,7 @@ package cred
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,5 +46,25 @@ func TestErrorsNeverContainSecret(t *testing.T) {
 			t.Errorf("empty error text")
 		}
 		assertNoSecret(t, s, testToken)
+	}
+}
+
+// TestRedactionBeforeTruncation: helper stderr is cut to 512 characters
+// for error messages; the cut must come after redaction, or a value that
+// straddles it would leave its prefix in the message.
+func TestRedactionBeforeTruncation(t *testing.T) {
+	execSetup(t, "ok")
+	c, err := Issue(context.Background(), execSpec(t), testPurpose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HELPER_REVOKE_FAIL", "1")
+	for pad := 470; pad < 512; pad += 3 {
+		t.Setenv("HELPER_PAD", strings.Repeat("x", pad))
+		c.revocation = nil // revoke again with this padding
+		msg := c.Revoke(context.Background()).Error
+		if strings.Contains(msg, testToken[:8]) {
+			t.Fatalf("pad %d: %q contains the start of the token", pad, msg)
+		}
 	}
 }
