@@ -2,6 +2,7 @@ package policy
 
 import (
 	"path"
+	"sync"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,6 +115,18 @@ type analyser struct {
 	parser   *syntax.Parser
 }
 
+// parserPool reuses parsers: a new one costs a few kilobytes of buffers,
+// and Decide runs for every line.
+var parserPool = sync.Pool{New: func() any { return syntax.NewParser(syntax.Variant(syntax.LangBash)) }}
+
+// release returns the parser; the analyser must not parse after it.
+func (a *analyser) release() {
+	if a.parser != nil {
+		parserPool.Put(a.parser)
+		a.parser = nil
+	}
+}
+
 func newAnalyser(in *Input) *analyser {
 	return &analyser{in: in, params: map[string]bool{}, funcs: map[string]bool{}}
 }
@@ -151,7 +164,7 @@ func (a *analyser) line(src string, st *state, in stdin) {
 		return
 	}
 	if a.parser == nil {
-		a.parser = syntax.NewParser(syntax.Variant(syntax.LangBash))
+		a.parser = parserPool.Get().(*syntax.Parser)
 	}
 	f, err := a.parser.Parse(strings.NewReader(src), "")
 	if err != nil {
@@ -630,6 +643,11 @@ func (a *analyser) test(x syntax.TestExpr, st *state) {
 		a.test(x.X, st)
 		a.test(x.Y, st)
 	case *syntax.UnaryTest:
+		if w, ok := x.X.(*syntax.Word); ok && (x.Op == syntax.TsVarSet || x.Op == syntax.TsRefVar) {
+			if l := w.Lit(); l == "" || subscriptCode(word{s: l}) || strings.Contains(a.text(w, st), "[") {
+				a.unknown(a.text(x, st), st, "-v evaluates an array subscript, which can run commands")
+			}
+		}
 		a.test(x.X, st)
 	case *syntax.ParenTest:
 		a.test(x.X, st)

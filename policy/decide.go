@@ -93,12 +93,12 @@ func (p *Policy) Decide(in Input) *Decision {
 			ws[i] = word{s: s}
 		}
 		st.src = strings.Join(in.Argv, " ")
-		a.parser = nil
 		a.simple(ws, st.src, st, stdin{}, "")
 	} else {
 		st.depth = -1
 		a.line(in.Line, st, stdin{})
 	}
+	a.release()
 	d := &Decision{Verdict: Allow, Commands: a.cmds, Policy: p.source, Digest: p.digest}
 	if d.Commands == nil {
 		d.Commands = []Command{}

@@ -14,11 +14,11 @@ type Policy struct {
 	unknown Verdict
 	// roWorkspace: `workspace: read-only`; the workspace is not writable.
 	roWorkspace bool
-	rules   []*Rule
-	creds   []Credential
-	credIdx map[string]int
-	tests   []inlineTest
-	files   []sourceFile
+	rules       []*Rule
+	creds       []Credential
+	credIdx     map[string]int
+	tests       []inlineTest
+	files       []sourceFile
 
 	// byName indexes rules by the literal basenames they name; scan holds
 	// the rules with a glob or a path pattern, which every command checks.

@@ -24,6 +24,18 @@ var interpreters = map[string]bool{
 	"ruby": true, "php": true, "lua": true, "deno": true, "bun": true, "tclsh": true, "Rscript": true,
 }
 
+// nameTakers are builtins that take variable names, whose array
+// subscripts bash evaluates as arithmetic: unset 'a[$(cmd)]' runs cmd.
+var nameTakers = map[string]bool{
+	"test": true, "[": true, "printf": true, "read": true, "mapfile": true, "readarray": true, "unset": true,
+	"declare": true, "local": true, "export": true, "readonly": true, "typeset": true, "getopts": true, "wait": true,
+}
+
+func subscriptCode(w word) bool {
+	i := strings.IndexByte(w.s, '[')
+	return i >= 0 && strings.ContainsAny(w.s[i:], "$`")
+}
+
 // simple analyses one simple command: ws[0] is the program.
 func (a *analyser) simple(ws []word, text string, st *state, in stdin, inj string) {
 	if len(ws) == 0 {
@@ -46,6 +58,11 @@ func (a *analyser) simple(ws []word, text string, st *state, in stdin, inj strin
 		// Keep going: the payload is judged too, and the stricter wins.
 	}
 	name := w0.s
+	if nameTakers[name] && slices.ContainsFunc(ws[1:], subscriptCode) &&
+		(name != "printf" || slices.ContainsFunc(ws[1:], func(w word) bool { return w.s == "-v" })) {
+		a.emit(ws, text, st, "unknown-program", name+" evaluates an array subscript in a variable name, which can run commands")
+		return
+	}
 	if !strings.Contains(name, "/") && a.funcs[name] {
 		return // a function defined earlier in the line: its body was analysed
 	}
