@@ -2,10 +2,10 @@ package policy
 
 import (
 	"path"
-	"sync"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
