@@ -141,6 +141,8 @@ type Result struct {
 	TTY bool `json:"tty,omitempty"`
 	// Sandboxed says the command ran in a sandbox.
 	Sandboxed bool `json:"sandboxed"`
+	// Started says the command started; ExitCode is then its own status.
+	Started bool `json:"started"`
 }
 
 // Output describes one output stream as the caller received it.
@@ -158,10 +160,13 @@ func Run(ctx context.Context, req Request) (Result, error) {
 	return e.Run(ctx, req)
 }
 
-// Run runs one Request end to end and returns how it ended. A non-nil
-// error with a zero Result means nothing ran; ExitCode(err) is then the
-// status to report. The child's own failure is not an error: it is in
-// Result.ExitCode.
+// Run runs one Request end to end and returns how it ended. The child's
+// own failure is not an error: it is in Result.ExitCode. A non-nil error
+// with Result.Started false means nothing ran, and Result.ExitCode is
+// ExitCode(err). With Result.Started true, the command ran but revoking
+// its credentials or recording its end failed: the error says so, and
+// Result.ExitCode is still the command's own status, which the front door
+// passes through.
 func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	spec, err := buildSpec(&req)
 	if err != nil {
@@ -375,6 +380,7 @@ func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec
 	}
 
 	sr, err := runner(ctx, spec)
+	res.Started = err == nil
 	res.ExitCode, res.Signal, res.TimedOut, res.Duration = sr.ExitCode, sr.Signal, sr.TimedOut, sr.Duration
 	res.Stdout, res.Stderr = out.output(), errw.output()
 	if err != nil {

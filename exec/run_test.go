@@ -295,3 +295,21 @@ func TestFindShellSkipsSelf(t *testing.T) {
 		t.Errorf("got shell %q, want one that is not agentexec itself", got)
 	}
 }
+
+// failingEnd is an audit whose end record cannot be written.
+type failingEnd struct{}
+
+func (failingEnd) Begin(context.Context, *Request, Decision) (Entry, error) { return failingEnd{}, nil }
+func (failingEnd) End(context.Context, Result, error) error                 { return errors.New("disk full") }
+
+// TestFailureAfterTheCommandKeepsItsStatus: the command ran, so its status
+// is still the result; the failed end record is reported as an error.
+func TestFailureAfterTheCommandKeepsItsStatus(t *testing.T) {
+	tr := &trace{}
+	var spec sandbox.Spec
+	e := &Engine{Audit: failingEnd{}, Sandbox: fakeRunner(tr, &spec)}
+	res, err := e.Run(context.Background(), Request{Command: "x", Dir: "/"})
+	if !errors.Is(err, ErrCannotRun) || !res.Started || res.ExitCode != 3 {
+		t.Errorf("got %v, started %v, exit %d; want the audit error, started, and the command's 3", err, res.Started, res.ExitCode)
+	}
+}

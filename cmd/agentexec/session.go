@@ -69,11 +69,7 @@ func runSession(ctx context.Context, engine *exec.Engine, base exec.Request, std
 		req := base
 		req.Command, req.Dir = line, dir
 		res, err := engine.Run(ctx, req)
-		if err != nil {
-			status = report(stderr, err)
-		} else {
-			status = res.ExitCode
-		}
+		status = finish(stderr, res, err)
 		drain(ints)
 	}
 }

@@ -80,10 +80,21 @@ func runShell(ctx context.Context, argv0 string, inv *invocation, stdin, stdout,
 		return 0 // an empty script, or -c '': bash runs nothing and succeeds
 	}
 	res, err := engine.Run(ctx, req)
-	if err != nil {
-		return report(stderr, err)
+	return finish(stderr, res, err)
+}
+
+// finish reports how one command ended and returns the status to exit
+// with. When the command ran, its own status passes through, even if a step
+// after it (revoking, recording the end) failed and is reported.
+func finish(stderr io.Writer, res exec.Result, err error) int {
+	if err == nil {
+		return res.ExitCode
 	}
-	return res.ExitCode
+	code := report(stderr, err)
+	if res.Started {
+		return res.ExitCode
+	}
+	return code
 }
 
 // baseRequest builds the parts of the Request every form shares: the
