@@ -247,3 +247,27 @@ func TestHostTimeout(t *testing.T) {
 		t.Errorf("got timed out %v signal %d exit %d, want true 15 143", res.TimedOut, res.Signal, res.ExitCode)
 	}
 }
+
+// BenchmarkStream measures output throughput handed straight to the
+// caller's file against copied and digested (what an audit needs).
+func BenchmarkStream(b *testing.B) {
+	const size = 64 << 20
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devnull.Close()
+	for _, digest := range []bool{false, true} {
+		b.Run(map[bool]string{false: "pass-through", true: "digested"}[digest], func(b *testing.B) {
+			b.SetBytes(size)
+			eng := Engine{Digest: digest}
+			req := Request{Argv: []string{"head", "-c", "67108864", "/dev/zero"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/", Stdout: devnull}
+			for b.Loop() {
+				res, err := eng.Run(context.Background(), req)
+				if err != nil || res.ExitCode != 0 {
+					b.Fatal(res.ExitCode, err)
+				}
+			}
+		})
+	}
+}

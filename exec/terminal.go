@@ -67,6 +67,10 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
+// IsTerminal reports whether f is a terminal. The front door uses it to
+// tell an interactive session from a script on stdin.
+func IsTerminal(f *os.File) bool { return f != nil && isTerminal(f) }
+
 // makeRaw puts the terminal in raw mode (cfmakeraw): every key, Ctrl-C
 // included, goes to the command's PTY, whose own line discipline turns it
 // into a signal for the command's foreground group.

@@ -35,7 +35,7 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 	if len(rest) > 0 && slices.Contains(subcommands, rest[0]) {
 		return runManagement(ctx, args, stdout, stderr)
 	}
-	inv, err := parseFrontDoor(rest, isTerminal(stdin))
+	inv, err := parseFrontDoor(rest, exec.IsTerminal(stdin))
 	if err != nil {
 		return report(stderr, err)
 	}

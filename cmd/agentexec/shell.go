@@ -216,11 +216,3 @@ func newEngine(stderr io.Writer) *exec.Engine {
 		},
 	}
 }
-
-func isTerminal(f *os.File) bool {
-	if f == nil {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
