@@ -227,8 +227,10 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 
 	// 5. Run.
 	runner, sandboxed := e.Sandbox, true
-	if insideSandbox() {
-		// Already inside a sandbox agentexec made: run in it, no second layer.
+	if sandbox.Inside() {
+		// A nested agentexec inside a sandbox agentexec made (make inside
+		// make): the command runs in that same sandbox, no second layer.
+		// Inside cannot be faked from outside by an environment variable.
 		runner = runHost
 	} else if runner == nil {
 		runner, sandboxed = runHost, false
@@ -264,12 +266,6 @@ func joinReason(a, b string) string {
 	}
 	return a + " (" + b + ")"
 }
-
-// insideSandbox reports whether this process runs inside a sandbox that
-// agentexec started; a nested agentexec then runs its command directly in
-// that sandbox. It becomes sandbox.Inside() once the sandbox provides it;
-// until then nothing runs in a sandbox, so it is false.
-func insideSandbox() bool { return false }
 
 // buildSpec checks req and turns it into the runner's Spec. It has no side
 // effects.
