@@ -95,9 +95,10 @@ func StateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "agentexec"), nil
 }
 
-// ConfigPaths lists everything besides StateDir that sandboxed commands
-// must not see. The key lives inside the state directory, so today this is
-// only a custom witness file, if any.
+// ConfigPaths lists what, besides StateDir, sandboxed commands must not
+// see. The key, the log and the default witness all live inside the state
+// directory, so the list is empty; a caller that sets Options.Witness
+// elsewhere hides that file too.
 func ConfigPaths() []string { return nil }
 
 func (o Options) paths() (dir, witness string, err error) {
@@ -754,7 +755,7 @@ func (l *Log) seal(r *Record, cosigner *logKey) ([]byte, error) {
 		if len(env) <= maxEntry {
 			return env, nil
 		}
-		if attempt > 0 || !shrinkCommand(r, len(env)-maxEntry) {
+		if attempt > 0 || !shrinkCommand(r) {
 			return nil, fmt.Errorf("%d byte envelope, limit %d: %w", len(env), maxEntry, ErrTooLarge)
 		}
 	}
@@ -762,7 +763,7 @@ func (l *Log) seal(r *Record, cosigner *logKey) ([]byte, error) {
 
 // shrinkCommand caps the command text so the record fits, keeping a digest
 // of the full form. It reports whether it changed anything.
-func shrinkCommand(r *Record, over int) bool {
+func shrinkCommand(r *Record) bool {
 	full, _ := canonicalJSON(struct {
 		Line string   `json:"line"`
 		Argv []string `json:"argv"`
@@ -801,7 +802,6 @@ func shrinkCommand(r *Record, over int) bool {
 		r.Command.Truncated = true
 		r.Command.SHA256 = hex.EncodeToString(sum[:])
 	}
-	_ = over
 	return changed
 }
 
