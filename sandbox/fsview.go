@@ -62,6 +62,24 @@ func roRec() *unix.MountAttr {
 	return &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 }
 
+// rootHome is the superuser's home, which stays unreadable even when it is
+// the caller's HOME.
+const rootHome = "/root"
+
+// sealedRootHome reports whether home is root's home with the usual 0700
+// mode. It is then not mounted at all: idmapped it would become readable,
+// and mounted as it is nothing inside could enter it, not even to reach a
+// workspace or cache below it (those are bound on their own, and /root
+// holds only the directories leading to them). A root home others may
+// enter is mounted read-only with its real owners, like a system dir.
+func sealedRootHome(home string) bool {
+	if home != rootHome {
+		return false
+	}
+	fi, err := os.Stat(home)
+	return err != nil || fi.Mode().Perm()&0o001 == 0
+}
+
 // view is the planned file-system view of one container.
 type view struct {
 	mounts   []*configs.Mount
@@ -123,8 +141,12 @@ func planView(in viewInput) (*view, error) {
 		}
 		return m
 	}
-	if s.Home != "" {
-		add(idmap(&configs.Mount{Source: s.Home, Destination: s.Home, Device: "bind", Flags: bindRO, RecAttr: roRec()}))
+	if s.Home != "" && !sealedRootHome(s.Home) {
+		m := &configs.Mount{Source: s.Home, Destination: s.Home, Device: "bind", Flags: bindRO, RecAttr: roRec()}
+		if s.Home != rootHome {
+			m = idmap(m)
+		}
+		add(m)
 		visible = append(visible, s.Home)
 	}
 	add(idmap(&configs.Mount{Source: s.Workspace, Destination: s.Workspace, Device: "bind", Flags: bindRW}))

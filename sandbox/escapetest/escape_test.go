@@ -136,6 +136,16 @@ func TestSecretsStayHidden(t *testing.T) {
 			}
 		})
 	}
+	// A root caller whose HOME is /root, with a workspace below it.
+	if fi, err := os.Stat("/root"); err == nil && fi.Mode().Perm()&0o001 == 0 {
+		rws, err := os.MkdirTemp("/root", "agentexec-escape-ws-")
+		must(t, err)
+		t.Cleanup(func() { os.RemoveAll(rws) })
+		o := attempt(t, sandbox.Spec{Home: "/root", Workspace: rws}, "echo ok > made; cat made; ls -a /root; cat /root/.bashrc /root/.gitconfig")
+		if strings.Contains(o.stdout, ".bashrc") || strings.Contains(o.stdout, ".gitconfig") || !strings.HasPrefix(o.stdout, "ok\n") {
+			t.Errorf("with HOME=/root: got output %q (stderr %q), want the workspace usable and the rest of /root unreadable", o.stdout, o.stderr)
+		}
+	}
 	if _, err := os.Stat("/etc/ssh/ssh_host_ed25519_key"); err != nil {
 		t.Logf("note: this host has no SSH host keys, that case proves less here")
 	}
