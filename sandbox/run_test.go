@@ -454,6 +454,7 @@ func TestRunInvalidSpec(t *testing.T) {
 		{"file outside tmpfs", Spec{Argv: []string{"true"}, Workspace: ws, Files: map[string][]byte{"/etc/x": nil}}, "files"},
 		{"negative limit", Spec{Argv: []string{"true"}, Workspace: ws, Limits: Limits{Pids: -1}}, "limits"},
 		{"netns not a namespace", Spec{Argv: []string{"true"}, Workspace: ws, NetNS: ws}, "netns"},
+		{"cwd outside the view", Spec{Argv: []string{"true"}, Workspace: ws, Cwd: "/var"}, "cwd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

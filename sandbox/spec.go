@@ -25,11 +25,13 @@ type Spec struct {
 	// (policy grants). They must exist.
 	Writable []string
 	// Hidden are host paths that must not be visible inside, even when they
-	// lie under a mounted path (secret directories, agentexec's own state
-	// and config). Missing paths are ignored.
+	// lie under a mounted path (agentexec's own state and config). The
+	// credential directories of DefaultHidden under Home are always hidden
+	// on top of these. Missing paths are ignored.
 	Hidden []string
 	// Home is the caller's home directory, mounted read-only (with Hidden
 	// applied) so that tools find their configuration; empty means none.
+	// A 0700 /root is never mounted: it stays unreadable (docs/sandbox.md).
 	Home string
 	// Mounts are extra bind mounts chosen by agentexec itself (its own
 	// binary for helper entry points, a credential socket directory).
@@ -52,9 +54,12 @@ type Spec struct {
 	NetNS string
 
 	// Limits are the cgroup and rlimit ceilings; zero fields take the
-	// documented defaults.
+	// defaults (DefaultMemoryBytes, DefaultPids, all CPUs). A non-zero field
+	// is a requirement: Run fails with ErrUnsupported when it cannot be
+	// enforced (a non-root caller without a delegated cgroup subtree).
 	Limits Limits
-	// Timeout is the wall-clock limit; zero means the default.
+	// Timeout is the wall-clock limit; zero means DefaultTimeout. When it
+	// expires the command gets SIGTERM, then SIGKILL after KillGrace.
 	Timeout time.Duration
 
 	// Stdin is the child's input; nil means /dev/null.

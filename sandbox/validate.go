@@ -116,6 +116,15 @@ func checkCwd(s *Spec, _ identity) *CheckError {
 	if r, err := filepath.EvalSymlinks(s.Cwd); err == nil {
 		s.Cwd = r
 	}
+	// /tmp itself exists inside, but it is a private tmpfs: a host path
+	// below it does not.
+	roots := append(append([]string{s.Workspace, "/usr", "/etc", "/opt"}, s.Writable...), mountDests(s)...)
+	if s.Home != "" && !sealedRootHome(s.Home) {
+		roots = append(roots, s.Home)
+	}
+	if s.Cwd != "/tmp" && !under(s.Cwd, roots) {
+		return invalid("cwd", "%s is outside everything the sandbox mounts", s.Cwd)
+	}
 	return nil
 }
 
