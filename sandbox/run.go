@@ -116,6 +116,11 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	}()
 	ph.mark("create")
 
+	if err := ctx.Err(); err != nil {
+		// Cancelled before anything ran: nothing to tear down but the
+		// container's state.
+		return res, &SetupError{Phase: "start", Err: err}
+	}
 	r, err := start(ctx, c, spec, ident)
 	if err != nil {
 		return res, &SetupError{Phase: "start", Err: err}

@@ -327,6 +327,19 @@ func TestRunTimeoutAndCancel(t *testing.T) {
 			t.Errorf("got TimedOut %v exit %d, want true and 137", res.TimedOut, res.ExitCode)
 		}
 	})
+	t.Run("context cancelled before the start", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		ws := t.TempDir()
+		_, err := Run(ctx, Spec{Argv: []string{"touch", "ran"}, Env: testEnv, Workspace: ws})
+		var se *SetupError
+		if !errors.As(err, &se) || !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want a *SetupError wrapping context.Canceled", err)
+		}
+		if _, err := os.Stat(filepath.Join(ws, "ran")); err == nil {
+			t.Errorf("the command ran after its context was cancelled")
+		}
+	})
 	t.Run("context cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
