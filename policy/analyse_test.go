@@ -182,3 +182,39 @@ rules:
 		})
 	}
 }
+
+// TestDecideConcurrently: a Policy is shared by every goroutine of a
+// process (and parsers are pooled); decisions must not interfere.
+func TestDecideConcurrently(t *testing.T) {
+	p := workspaceProfile(t)
+	lines := map[string]Verdict{
+		"go test ./... 2>&1 | tail": Allow,
+		"bash -c 'rm -rf ~'":        Deny,
+		"$X":                        Ask,
+		"env -S 'git push -f'":      Deny,
+	}
+	errs := make(chan string, 64)
+	done := make(chan bool)
+	for g := 0; g < 8; g++ {
+		go func() {
+			defer func() { done <- true }()
+			for i := 0; i < 50; i++ {
+				for line, want := range lines {
+					in := TestInput
+					in.Line = line
+					if got := p.Decide(in).Verdict; got != want {
+						errs <- line + ": got " + got.String() + ", want " + want.String()
+						return
+					}
+				}
+			}
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}

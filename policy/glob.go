@@ -88,13 +88,30 @@ func globMatch(p, s string, paths bool) bool {
 	if !hasMeta(p) {
 		return p == s
 	}
-	return globAt(p, s, paths, 0)
+	if strings.Count(p, "*") < 2 {
+		return globAt(p, s, paths, nil)
+	}
+	// Several stars: remember positions that failed, so the backtracking
+	// is O(len(p) * len(s)) rather than exponential (a workspace policy,
+	// which the agent can write, must not be able to stall the decision).
+	return globAt(p, s, paths, map[[2]int]bool{})
 }
 
-func globAt(p, s string, paths bool, depth int) bool {
-	if depth > 64 {
-		return false // patterns come from policy files; bound the backtracking anyway
+func globAt(p, s string, paths bool, failed map[[2]int]bool) bool {
+	key := [2]int{len(p), len(s)}
+	if failed != nil && failed[key] {
+		return false
 	}
+	if globStep(p, s, paths, failed) {
+		return true
+	}
+	if failed != nil {
+		failed[key] = true
+	}
+	return false
+}
+
+func globStep(p, s string, paths bool, failed map[[2]int]bool) bool {
 	for len(p) > 0 {
 		switch p[0] {
 		case '*':
@@ -108,7 +125,7 @@ func globAt(p, s string, paths bool, depth int) bool {
 				return cross || !strings.Contains(s, "/")
 			}
 			for i := 0; i <= len(s); i++ {
-				if globAt(rest, s[i:], paths, depth+1) {
+				if globAt(rest, s[i:], paths, failed) {
 					return true
 				}
 				if i < len(s) && !cross && s[i] == '/' {
