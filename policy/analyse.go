@@ -718,8 +718,12 @@ func (a *analyser) words(w *syntax.Word, st *state) []word {
 	if err != nil {
 		return []word{{s: a.text(w, st), dyn: true, split: true, glob: glob}}
 	}
-	if strings.HasPrefix(a.text(w, st), "~") && !st.homeOK {
-		return []word{{s: a.text(w, st), dyn: true}}
+	if l, ok := w.Parts[0].(*syntax.Lit); ok && strings.HasPrefix(l.Value, "~") {
+		// ~ and ~/ are Input.Home; ~user, ~+ and ~- are not known here.
+		user, _, _ := strings.Cut(l.Value, "/")
+		if user != "~" || !st.homeOK {
+			return []word{{s: a.text(w, st), dyn: true}}
+		}
 	}
 	out := make([]word, len(fields))
 	for i, f := range fields {

@@ -24,6 +24,8 @@ func TestBypassAttempts(t *testing.T) {
 		{"brace expansion", `{rm,-rf,/}`, Deny, "rm-recursive-outside"},
 		{"flags split", `rm -r -f ~/`, Deny, "rm-recursive-outside"},
 		{"long flag abbreviated", `rm --rec --force /home/user`, Deny, "rm-recursive-outside"},
+		{"tilde user", `rm -rf ~root`, Deny, "rm-recursive-outside"},
+		{"tilde oldpwd", `rm -rf ~-/x`, Deny, "rm-recursive-outside"},
 		{"IFS as separator", `rm$IFS-rf$IFS/`, Ask, "unknown-program"},
 		{"variable indirection", `X=rm; $X -rf ~`, Ask, "unknown-program"},
 		{"default expansion", `${X:-rm} -rf ~`, Ask, "unknown-program"},
