@@ -198,6 +198,11 @@ func readPolicy(name string) ([]byte, error) {
 		return nil, &LoadError{File: name, Msg: "cannot read policy: " + strings.TrimPrefix(err.Error(), "open "+name+": "), Err: err}
 	}
 	defer f.Close()
+	// Anyone on the machine could rewrite a world-writable policy to allow
+	// anything: refuse it rather than trust it.
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		return nil, &LoadError{File: name, Msg: fmt.Sprintf("policy file is world-writable (mode %04o); run chmod o-w on it", fi.Mode().Perm())}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicyBytes+1))
 	if err != nil {
 		return nil, &LoadError{File: name, Msg: "cannot read policy: " + err.Error(), Err: err}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,6 +189,15 @@ func TestLoadSearchOrder(t *testing.T) {
 	}
 }
 
+func worldWritable(t *testing.T, name string) string {
+	t.Helper()
+	writeFile(t, name, "version: 1\n")
+	if err := os.Chmod(name, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
 func TestLoadFailsClosed(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -199,6 +209,8 @@ func TestLoadFailsClosed(t *testing.T) {
 		{"unknown profile", LoadOptions{Profile: "yolo", SystemDir: dir}, ErrUnknownProfile},
 		{"bad system file", LoadOptions{SystemDir: filepath.Dir(writeFile(t, filepath.Join(dir, "etc", "policy.yaml"), "version: 1\nbad: x\n"))}, ErrInvalidPolicy},
 		{"relative workspace", LoadOptions{Workspace: "ws", SystemDir: dir}, ErrInvalidPolicy},
+		{"world-writable file", LoadOptions{File: worldWritable(t, filepath.Join(dir, "ww.yaml"))}, ErrInvalidPolicy},
+		{"a directory", LoadOptions{File: dir}, ErrInvalidPolicy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
