@@ -28,6 +28,11 @@ type Command struct {
 	builtin string // built-in rule id for Unknown: unknown-program, unparsable-line, env-injection
 	words   []word
 	cwd     cwdSet
+
+	// Set by match: the program's basename, whether it was given with a
+	// "/", and whether it lives in one of the systemDirs.
+	base          string
+	slash, system bool
 }
 
 // word is one argument after quote removal.

@@ -164,6 +164,7 @@ type progPattern struct {
 	raw     string
 	abs     bool // has a "/": matched against the absolute path
 	literal bool
+	prefix  string // the literal text before the first glob character
 }
 
 func compileProgram(s string) (progPattern, error) {
@@ -174,6 +175,9 @@ func compileProgram(s string) (progPattern, error) {
 		return progPattern{}, err
 	}
 	pp := progPattern{raw: s, abs: strings.Contains(s, "/"), literal: !hasMeta(s)}
+	if i := strings.IndexAny(s, "*?[\\"); i >= 0 {
+		pp.prefix = s[:i]
+	}
 	if pp.abs && !pathPatternOK(s) {
 		return pp, errors.New("a program path must be absolute or start with ~/, $HOME/, $WORKSPACE or $TMPDIR")
 	}

@@ -47,9 +47,13 @@ func specificity(r *Rule) int {
 func (p *Policy) match(c *Command, in *Input, readOnly bool) *Rule {
 	var best *Rule
 	name := c.words[0].s
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
+	c.base, c.slash = name, strings.Contains(name, "/")
+	if c.slash {
+		clean := path.Clean(name)
+		c.base = path.Base(clean)
+		c.system = path.IsAbs(name) && inSystemDir(clean)
 	}
+	name = c.base
 	// Merge the rules indexed under the basename with the ones every
 	// command checks, keeping file order.
 	named, scan := p.byName[name], p.scan
@@ -131,18 +135,14 @@ func (r *Rule) matches(c *Command, in *Input, readOnly bool) bool {
 
 func (r *Rule) matchProgram(c *Command, in *Input, strict bool) bool {
 	name := c.words[0].s
-	hasSlash := strings.Contains(name, "/")
+	hasSlash := c.slash
 	for _, pp := range r.progs {
 		if !pp.abs {
-			base := name
-			if hasSlash {
-				clean := path.Clean(name)
-				if !strict && !(path.IsAbs(name) && inSystemDir(clean)) {
-					continue
-				}
-				base = path.Base(clean)
+			base := c.base
+			if hasSlash && !strict && !c.system {
+				continue
 			}
-			if (pp.literal && pp.raw == base) || (!pp.literal && globMatch(pp.raw, base, true)) {
+			if (pp.literal && pp.raw == base) || (!pp.literal && strings.HasPrefix(base, pp.prefix) && globMatch(pp.raw, base, true)) {
 				return true
 			}
 			continue
