@@ -78,3 +78,28 @@ func mustParse(t *testing.T, src string) *Policy {
 	}
 	return p
 }
+
+// TestErrorFormats pins the one-line messages an agent reads.
+func TestErrorFormats(t *testing.T) {
+	p := workspaceProfile(t)
+	d := decideLine(t, p, "git push --force")
+	if got, want := d.Err().Error(), `denied by rule "git-force-push": git push --force rewrites or deletes shared history`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	var de *DenyError
+	if !errors.As(d.Err(), &de) || de.Command != "git push --force" || len(de.Hints) != 1 {
+		t.Errorf("got %+v, want the command and one hint", de)
+	}
+	d = decideLine(t, p, "git push && $X")
+	var ae *AskError
+	if !errors.As(d.Err(), &ae) || len(ae.Matches) != 2 || ae.Rule != "git-push" {
+		t.Fatalf("got %v, want an AskError listing both asks", d.Err())
+	}
+	if got, want := ae.Error(), `approval required by rule "git-push": pushing publishes commits to a shared remote`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	le := &LoadError{File: "p.yaml", Line: 3, Col: 5, Msg: "a\nb"}
+	if got, want := le.Error(), "p.yaml:3:5: a b"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
