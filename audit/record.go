@@ -330,3 +330,8 @@ func machineID() string {
 	}
 	return ""
 }
+
+// NewID returns a fresh record id (a UUIDv7), so a caller can name a
+// record before it is appended: the credential provider is told the id of
+// the record that will describe its credential.
+func NewID() (string, error) { return newUUIDv7(time.Now()) }

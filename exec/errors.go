@@ -46,6 +46,8 @@ type DeniedError struct {
 	Rule string
 	// Reason is a sentence for the agent.
 	Reason string
+	// Hints say what the agent may do instead, or how a human can grant it.
+	Hints []string
 }
 
 func (e *DeniedError) Error() string {

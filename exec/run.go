@@ -7,10 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/agentexec/agentexec/audit"
+	"github.com/agentexec/agentexec/cred"
+	"github.com/agentexec/agentexec/policy"
 	"github.com/agentexec/agentexec/sandbox"
 )
 
@@ -43,12 +48,26 @@ func (v Verdict) String() string {
 type Decision struct {
 	Verdict Verdict
 	// Rule is the id of the rule that decided; Reason is a sentence for
-	// the agent.
+	// the agent; Hints say what it may do instead.
 	Rule, Reason string
+	Hints        []string
+	// Rules and Reasons name every rule that fired, for the record.
+	Rules, Reasons []string
+	// Simple are the simple commands the policy judged, as written.
+	Simple []string
+	// Source and Digest say which policy decided.
+	Source, Digest string
 	// Credentials are the names of the credentials granted to the command.
 	Credentials []string
 	// Writable are extra host paths granted read-write.
 	Writable []string
+	// Network are the destinations granted; empty means no network.
+	Network []policy.NetGrant
+	// Limits and Timeout bound the command; zero means the defaults.
+	Limits  sandbox.Limits
+	Timeout time.Duration
+	// ReadOnlyWorkspace: the policy lets nothing write the workspace.
+	ReadOnlyWorkspace bool
 }
 
 // Decider judges a Request before anything runs (step 1).
@@ -62,9 +81,11 @@ type Approver interface {
 	Approve(ctx context.Context, req *Request, d Decision) error
 }
 
-// Issuer issues the credentials a Decision grants (step 3).
+// Issuer issues the credentials a Decision grants (step 3). recordID is the
+// id the command's audit records will carry, so the provider side can link
+// back to them.
 type Issuer interface {
-	Issue(ctx context.Context, names []string) (Lease, error)
+	Issue(ctx context.Context, req *Request, names []string, recordID string) (Lease, error)
 }
 
 // Lease is a set of issued credentials.
@@ -76,27 +97,69 @@ type Lease interface {
 	Revoke(ctx context.Context) error
 }
 
+// Delivery is what a Lease may add besides environment variables: the
+// values to mask in the output, files for the sandbox's private tmpfs,
+// extra mounts, and the non-secret description for the audit record.
+// Leases that implement it are found by type assertion.
+type Delivery interface {
+	Needles() *cred.Needles
+	Files() map[string][]byte
+	Mounts() []sandbox.Mount
+	Uses() []audit.CredentialUse
+}
+
+// Facts are the non-secret things the steps learn about one command, for
+// the audit record.
+type Facts struct {
+	// RecordID is the id of the command's start record.
+	RecordID string
+	// Credentials describe the issued credentials (after step 6, with the
+	// revocation results).
+	Credentials []audit.CredentialUse
+	// Sandbox summarises the isolation the command ran with.
+	Sandbox audit.Sandbox
+	// Network lists every connection attempt through the egress proxy.
+	Network []audit.Connection
+	// Usage is the sandbox's own account of the run.
+	Usage sandbox.Result
+	// Redact masks the issued credentials' values in free text (intent,
+	// error messages) before it is recorded; nil when none were issued.
+	Redact func(string) string
+}
+
 // Recorder writes the audit record (steps 4 and 7).
 type Recorder interface {
 	// Begin must make the start record durable before it returns.
-	Begin(ctx context.Context, req *Request, d Decision) (Entry, error)
+	Begin(ctx context.Context, req *Request, d Decision, f *Facts) (Entry, error)
+	// Denied records a command that the policy or the approver refused.
+	Denied(ctx context.Context, req *Request, d Decision, cause error) error
 }
 
 // Entry is one started audit record.
 type Entry interface {
 	// End writes the end record with the command's result and the
 	// pipeline's error, if any.
-	End(ctx context.Context, res Result, runErr error) error
+	End(ctx context.Context, res Result, runErr error, f *Facts) error
 }
+
+// Network is a running egress proxy for one command.
+type Network interface {
+	NetNSPath() string
+	Env() []string
+	// Close stops it and returns every connection attempt.
+	Close() []audit.Connection
+}
+
+// NetworkStarter starts the egress proxy for the destinations d grants.
+type NetworkStarter func(ctx context.Context, req *Request, d Decision) (Network, error)
 
 // Runner runs one Spec (step 5). sandbox.Run is one; the host runner is
 // the other.
 type Runner func(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error)
 
 // Engine wires the steps of DESIGN.md §1 together. Every field is optional;
-// a nil field means that step is not there yet (its zero behaviour is
-// written beside it). The zero Engine runs the command on the host and
-// says so through Warn.
+// a nil field means that step is not there (its zero behaviour is
+// written beside it). NewEngine returns the fully governed one.
 type Engine struct {
 	// Policy decides (step 1). nil: every command is allowed.
 	Policy Decider
@@ -109,9 +172,15 @@ type Engine struct {
 	// Audit records the start and the end (steps 4 and 7). nil: nothing
 	// is recorded.
 	Audit Recorder
+	// Network starts the egress proxy for a decision with network grants.
+	// nil: a decision that grants network fails with ErrCannotRun.
+	Network NetworkStarter
 	// Sandbox runs the command (step 5). nil: the host runner, which
 	// isolates nothing; Run then calls Warn("not sandboxed").
 	Sandbox Runner
+	// Prepare, when set, completes the Spec before it runs (home, hidden
+	// paths, caches); it sees the decision.
+	Prepare func(spec *sandbox.Spec, d Decision)
 	// Digest makes Run count and hash what the caller receives on Stdout
 	// and Stderr even without Audit (which always needs it).
 	Digest bool
@@ -150,6 +219,8 @@ type Output struct {
 	Bytes int64 `json:"bytes"`
 	// SHA256 is hex; empty when the stream was not digested.
 	SHA256 string `json:"sha256,omitempty"`
+	// Redactions counts the secrets masked in it.
+	Redactions int `json:"redactions,omitempty"`
 }
 
 // Run runs req with the zero Engine: on the host, with no policy, no
@@ -172,6 +243,17 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{ExitCode: ExitCode(err)}, err
 	}
+	if sandbox.Inside() {
+		// A nested agentexec inside a sandbox agentexec made (make inside
+		// make): the outer policy judged the line that called it and the
+		// outer sandbox holds it, so the command runs in that same sandbox,
+		// with no second layer and no second record (the state directory is
+		// hidden in here). Inside cannot be faked from outside by an
+		// environment variable.
+		res, err := execute(ctx, runHost, &req, spec, nil, e.Digest)
+		res.Sandboxed = true
+		return res, err
+	}
 
 	// 1. Decide.
 	d := Decision{Verdict: Allow}
@@ -180,74 +262,186 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 			return e.fail(&StepError{Step: "decide", Err: err})
 		}
 	}
-	spec.Writable = append(spec.Writable, d.Writable...)
 
 	// 2. Approve.
 	switch d.Verdict {
 	case Allow:
 	case Ask:
 		if e.Approver == nil {
-			return e.fail(&DeniedError{Rule: d.Rule, Reason: joinReason(d.Reason, "needs approval and no one can approve here")})
+			return e.deny(ctx, &req, d, &DeniedError{Rule: d.Rule, Reason: joinReason(d.Reason, "needs approval and no one can approve here"), Hints: d.Hints})
 		}
 		if err := e.Approver.Approve(ctx, &req, d); err != nil {
-			return e.fail(fmt.Errorf("%w: %w", &DeniedError{Rule: d.Rule, Reason: d.Reason}, err))
+			return e.deny(ctx, &req, d, fmt.Errorf("%w: %w", &DeniedError{Rule: d.Rule, Reason: d.Reason, Hints: d.Hints}, err))
 		}
 	default:
-		return e.fail(&DeniedError{Rule: d.Rule, Reason: d.Reason})
+		return e.deny(ctx, &req, d, &DeniedError{Rule: d.Rule, Reason: d.Reason, Hints: d.Hints})
 	}
+	spec.Writable = append(spec.Writable, d.Writable...)
+	spec.Limits, spec.Timeout = d.Limits, d.Timeout
+	if e.Prepare != nil {
+		e.Prepare(&spec, d)
+	}
+	facts := &Facts{RecordID: newRecordID()}
 
 	// 3. Issue credentials.
 	var lease Lease
+	var needles *cred.Needles
 	if len(d.Credentials) > 0 {
 		if e.Credentials == nil {
 			return e.fail(&StepError{Step: "credentials", Err: errors.New("credentials granted but no issuer configured")})
 		}
-		if lease, err = e.Credentials.Issue(ctx, d.Credentials); err != nil {
+		if lease, err = e.Credentials.Issue(ctx, &req, d.Credentials, facts.RecordID); err != nil {
 			return e.fail(&StepError{Step: "credentials", Err: err})
 		}
-		spec.Env = append(spec.Env, lease.Env()...)
+		spec.Env = setEnv(spec.Env, lease.Env()...)
+		if dl, ok := lease.(Delivery); ok {
+			needles = dl.Needles()
+			if needles != nil {
+				facts.Redact = needles.RedactString
+			}
+			spec.Mounts = append(spec.Mounts, dl.Mounts()...)
+			for p, b := range dl.Files() {
+				if spec.Files == nil {
+					spec.Files = map[string][]byte{}
+				}
+				spec.Files[p] = b
+			}
+			facts.Credentials = dl.Uses()
+		}
 	}
 	revoke := func() error {
 		if lease == nil {
 			return nil
 		}
-		if err := lease.Revoke(context.WithoutCancel(ctx)); err != nil {
+		err := lease.Revoke(context.WithoutCancel(ctx))
+		if dl, ok := lease.(Delivery); ok {
+			facts.Credentials = dl.Uses()
+		}
+		if err != nil {
 			return &StepError{Step: "revoke", Err: err}
 		}
 		return nil
 	}
 
+	// Network grants: the egress proxy starts only for commands that have
+	// them; every other command gets a namespace with loopback only.
+	var netw Network
+	if len(d.Network) > 0 {
+		if e.Network == nil {
+			return e.fail(errors.Join(&StepError{Step: "network", Err: errors.New("network granted but no egress proxy configured")}, revoke()))
+		}
+		if netw, err = e.Network(ctx, &req, d); err != nil {
+			return e.fail(errors.Join(&StepError{Step: "network", Err: err}, revoke()))
+		}
+		spec.NetNS = netw.NetNSPath()
+		spec.Env = setEnv(spec.Env, netw.Env()...)
+	}
+	closeNet := func() {
+		if netw != nil {
+			facts.Network = netw.Close()
+			netw = nil
+		}
+	}
+	facts.Sandbox = sandboxSummary(spec, d)
+
 	// 4. Audit: the start record is durable before anything runs.
 	var entry Entry
 	if e.Audit != nil {
-		if entry, err = e.Audit.Begin(ctx, &req, d); err != nil {
+		if entry, err = e.Audit.Begin(ctx, &req, d, facts); err != nil {
+			closeNet()
 			return e.fail(errors.Join(&StepError{Step: "audit", Err: err}, revoke()))
 		}
 	}
 
 	// 5. Run.
 	runner, sandboxed := e.Sandbox, true
-	if sandbox.Inside() {
-		// A nested agentexec inside a sandbox agentexec made (make inside
-		// make): the command runs in that same sandbox, no second layer.
-		// Inside cannot be faked from outside by an environment variable.
-		runner = runHost
-	} else if runner == nil {
+	if runner == nil {
 		runner, sandboxed = runHost, false
 		e.warn("not sandboxed")
 	}
-	res, runErr := execute(ctx, runner, &req, spec, e.Digest || e.Audit != nil)
+	usage := func(ctx context.Context, s sandbox.Spec) (sandbox.Result, error) {
+		r, err := runner(ctx, s)
+		facts.Usage = r
+		return r, err
+	}
+	res, runErr := execute(ctx, usage, &req, spec, needles, e.Digest || e.Audit != nil)
 	res.Sandboxed = sandboxed
+	closeNet()
 
 	// 6. Revoke, then 7. record the end, whatever happened above.
 	revErr := revoke()
 	var endErr error
 	if entry != nil {
-		if err := entry.End(context.WithoutCancel(ctx), res, errors.Join(runErr, revErr)); err != nil {
+		if err := entry.End(context.WithoutCancel(ctx), res, errors.Join(runErr, revErr), facts); err != nil {
 			endErr = &StepError{Step: "audit", Err: err}
 		}
 	}
+	if needles != nil {
+		needles.Destroy()
+	}
 	return res, errors.Join(runErr, revErr, endErr)
+}
+
+// deny records a refusal and returns it. A refusal that cannot be recorded
+// is still a refusal: nothing runs either way, and the recording error is
+// reported with it.
+func (e *Engine) deny(ctx context.Context, req *Request, d Decision, cause error) (Result, error) {
+	if e.Audit != nil {
+		if err := e.Audit.Denied(ctx, req, d, cause); err != nil {
+			cause = errors.Join(cause, &StepError{Step: "audit", Err: err})
+			return Result{ExitCode: ExitDenied}, cause
+		}
+	}
+	return e.fail(cause)
+}
+
+// setEnv sets each NAME=VALUE in kv on env, replacing an earlier setting of
+// the same name, so that a grant's value is the one the child sees.
+func setEnv(env []string, kv ...string) []string {
+	for _, s := range kv {
+		name, _, _ := strings.Cut(s, "=")
+		env = slices.DeleteFunc(env, func(e string) bool {
+			n, _, _ := strings.Cut(e, "=")
+			return n == name
+		})
+		env = append(env, s)
+	}
+	return env
+}
+
+// sandboxSummary is the isolation a command runs with, for its record.
+func sandboxSummary(spec sandbox.Spec, d Decision) audit.Sandbox {
+	s := audit.Sandbox{
+		Network:  "loopback",
+		Writable: append([]string{spec.Workspace}, spec.Writable...),
+		Hidden:   len(spec.Hidden),
+		Limits:   audit.Limits{MemoryBytes: spec.Limits.MemoryBytes, Pids: spec.Limits.Pids, CPUs: spec.Limits.CPUs},
+	}
+	if spec.NetNS != "" {
+		s.Network = "proxy"
+		for _, g := range d.Network {
+			s.Egress = append(s.Egress, netGrantString(g))
+		}
+	}
+	return s
+}
+
+func netGrantString(g policy.NetGrant) string {
+	switch {
+	case g.Any:
+		return "any:" + g.Name
+	case g.Registry != "":
+		return "registry:" + g.Registry
+	}
+	s := g.Host
+	if len(g.Ports) > 0 {
+		var ps []string
+		for _, p := range g.Ports {
+			ps = append(ps, strconv.Itoa(p))
+		}
+		s += ":" + strings.Join(ps, ",")
+	}
+	return s
 }
 
 func (e *Engine) fail(err error) (Result, error) {
@@ -332,7 +526,7 @@ func buildSpec(req *Request) (sandbox.Spec, error) {
 
 // execute is step 5: it attaches the caller's stdio (terminal, digests),
 // captures signals, and calls the runner.
-func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec, digest bool) (Result, error) {
+func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec, needles *cred.Needles, digest bool) (Result, error) {
 	var res Result
 	term := acquireTerminal(req.Stdin, req.Stdout)
 	if term != nil {
@@ -350,21 +544,34 @@ func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec
 	if req.Stdin != nil && (term != nil || !inBackground(req.Stdin)) {
 		spec.Stdin = req.Stdin
 	}
+	// Output passes the redactor first (when credentials were issued), then
+	// the digest, then the caller: the digest is of exactly what the caller
+	// received, and no secret reaches it.
+	redact := needles != nil && needles.Len() > 0
+	digest = digest || redact
 	var out, errw *digestWriter
+	var outR, errR *cred.Redactor
+	wrap := func(d *digestWriter, r **cred.Redactor) io.Writer {
+		if !redact {
+			return d
+		}
+		*r = cred.NewRedactor(d, needles)
+		return *r
+	}
 	switch {
 	case term != nil:
 		// The PTY's master carries stdout and stderr together.
 		out = newDigest(req.Stdout, digest)
-		spec.Stdout = out
+		spec.Stdout = wrap(out, &outR)
 	case digest:
 		out = newDigest(req.Stdout, true)
-		spec.Stdout = out
+		spec.Stdout = wrap(out, &outR)
 		if sameFile(req.Stdout, req.Stderr) {
 			// One pipe for both keeps the order of their writes.
-			spec.Stderr, res.Merged = out, true
+			spec.Stderr, res.Merged = spec.Stdout, true
 		} else {
 			errw = newDigest(req.Stderr, true)
-			spec.Stderr = errw
+			spec.Stderr = wrap(errw, &errR)
 		}
 	default:
 		if req.Stdout != nil {
@@ -376,9 +583,22 @@ func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec
 	}
 
 	sr, err := runner(ctx, spec)
+	// The runner has copied everything; what the redactors still hold can
+	// no longer become a secret.
+	for _, r := range []*cred.Redactor{outR, errR} {
+		if r != nil {
+			_ = r.Close()
+		}
+	}
 	res.Started = err == nil
 	res.ExitCode, res.Signal, res.TimedOut, res.Duration = sr.ExitCode, sr.Signal, sr.TimedOut, sr.Duration
 	res.Stdout, res.Stderr = out.output(), errw.output()
+	if outR != nil {
+		res.Stdout.Redactions = outR.Count()
+	}
+	if errR != nil {
+		res.Stderr.Redactions = errR.Count()
+	}
 	if err != nil {
 		res.ExitCode = ExitCode(err)
 		return res, err
@@ -422,4 +642,15 @@ func (d *digestWriter) output() Output {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.d.output()
+}
+
+// newRecordID names the command's start record before it is written, so
+// credential providers can link their side to it. A failure to read random
+// bytes leaves it empty, and the log then assigns one.
+func newRecordID() string {
+	id, err := audit.NewID()
+	if err != nil {
+		return ""
+	}
+	return id
 }

@@ -46,7 +46,7 @@ type fakeIssuer struct {
 	err error
 }
 
-func (f fakeIssuer) Issue(_ context.Context, names []string) (Lease, error) {
+func (f fakeIssuer) Issue(_ context.Context, _ *Request, names []string, _ string) (Lease, error) {
 	f.t.add("issue " + strings.Join(names, ","))
 	if f.err != nil {
 		return nil, f.err
@@ -67,7 +67,12 @@ type fakeRecorder struct {
 	err error
 }
 
-func (f fakeRecorder) Begin(context.Context, *Request, Decision) (Entry, error) {
+func (f fakeRecorder) Denied(context.Context, *Request, Decision, error) error {
+	f.t.add("denied")
+	return nil
+}
+
+func (f fakeRecorder) Begin(context.Context, *Request, Decision, *Facts) (Entry, error) {
 	f.t.add("begin")
 	if f.err != nil {
 		return nil, f.err
@@ -77,7 +82,7 @@ func (f fakeRecorder) Begin(context.Context, *Request, Decision) (Entry, error) 
 
 type fakeEntry fakeRecorder
 
-func (f fakeEntry) End(_ context.Context, res Result, _ error) error {
+func (f fakeEntry) End(_ context.Context, res Result, _ error, _ *Facts) error {
 	f.t.add("end " + res.Stdout.SHA256[:8])
 	return nil
 }
@@ -299,8 +304,11 @@ func TestFindShellSkipsSelf(t *testing.T) {
 // failingEnd is an audit whose end record cannot be written.
 type failingEnd struct{}
 
-func (failingEnd) Begin(context.Context, *Request, Decision) (Entry, error) { return failingEnd{}, nil }
-func (failingEnd) End(context.Context, Result, error) error                 { return errors.New("disk full") }
+func (failingEnd) Begin(context.Context, *Request, Decision, *Facts) (Entry, error) {
+	return failingEnd{}, nil
+}
+func (failingEnd) Denied(context.Context, *Request, Decision, error) error { return nil }
+func (failingEnd) End(context.Context, Result, error, *Facts) error        { return errors.New("disk full") }
 
 // TestFailureAfterTheCommandKeepsItsStatus: the command ran, so its status
 // is still the result; the failed end record is reported as an error.

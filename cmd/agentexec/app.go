@@ -53,6 +53,13 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 // report prints err as agentexec's one line and returns the exit status.
 func report(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "agentexec: %v\n", err)
+	// A denial tells the agent what it may do instead (STYLE.md §7).
+	var d *exec.DeniedError
+	if errors.As(err, &d) {
+		for _, h := range d.Hints {
+			fmt.Fprintf(stderr, "agentexec: hint: %s\n", h)
+		}
+	}
 	var u *usageError
 	if errors.As(err, &u) {
 		return exec.ExitUsage

@@ -178,6 +178,16 @@ options:
 			return nil, usagef("-c: option requires an argument")
 		}
 		inv.mode = modeCommand
+		// Agents append context to a command they were given
+		// (`agentexec -c 'echo hi' --intent 'say hi'`), so agentexec's own
+		// context options right after the command string are taken as
+		// options, not as $0 and $1. A $0 that looks like one of them
+		// (`--intent`) needs the options before -c instead.
+		rest, err := trailingContext(inv, inv.operands[1:])
+		if err != nil {
+			return nil, err
+		}
+		inv.operands = append(inv.operands[:1:1], rest...)
 	case sflag:
 		inv.mode = modeStdin
 	case dashdash:
@@ -196,4 +206,37 @@ options:
 		inv.mode = modeStdin
 	}
 	return inv, nil
+}
+
+// trailingContext takes agentexec's context options (--intent, --agent,
+// --session, --policy, --workspace, as --opt VALUE or --opt=VALUE) from the
+// front of args and returns the rest.
+func trailingContext(inv *invocation, args []string) ([]string, error) {
+	for len(args) > 0 {
+		name, val, hasVal := strings.Cut(args[0], "=")
+		var dst **string
+		switch name {
+		case "--intent":
+			dst = &inv.ctx.intent
+		case "--agent":
+			dst = &inv.ctx.agent
+		case "--session":
+			dst = &inv.ctx.session
+		case "--policy":
+			dst = &inv.ctx.policy
+		case "--workspace":
+			dst = &inv.ctx.workspace
+		default:
+			return args, nil
+		}
+		args = args[1:]
+		if !hasVal {
+			if len(args) == 0 {
+				return nil, usagef("%s: option requires an argument", name)
+			}
+			val, args = args[0], args[1:]
+		}
+		*dst = &val
+	}
+	return args, nil
 }

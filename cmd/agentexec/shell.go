@@ -200,19 +200,23 @@ func readScript(arg string) (script string, isFile bool, err error) {
 	return string(b), true, nil
 }
 
-// newEngine is the pipeline the front door runs commands through.
+// newEngine is the pipeline the front door runs commands through: the
+// fully governed one (policy, approval, credentials, audit, egress proxy,
+// sandbox), configured from agentexec's own environment.
 func newEngine(stderr io.Writer) *exec.Engine {
 	var mu sync.Mutex
 	said := map[string]bool{}
-	return &exec.Engine{
-		// Each warning once per invocation, however many commands run.
-		Warn: func(msg string) {
-			mu.Lock()
-			defer mu.Unlock()
-			if !said[msg] {
-				said[msg] = true
-				fmt.Fprintf(stderr, "agentexec: warning: %s\n", msg)
-			}
-		},
+	o := exec.OptionsFromEnv(os.Environ())
+	o.Stderr = stderr
+	e := exec.NewEngine(o)
+	// Each warning once per invocation, however many commands run.
+	e.Warn = func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !said[msg] {
+			said[msg] = true
+			fmt.Fprintf(stderr, "agentexec: warning: %s\n", msg)
+		}
 	}
+	return e
 }
