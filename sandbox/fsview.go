@@ -149,7 +149,13 @@ func planView(in viewInput) (*view, error) {
 		add(m)
 		visible = append(visible, s.Home)
 	}
-	add(idmap(&configs.Mount{Source: s.Workspace, Destination: s.Workspace, Device: "bind", Flags: bindRW}))
+	if s.ReadOnlyWorkspace {
+		// Still idmapped: the caller's files must look like the command's
+		// own (git's ownership check), only not writable.
+		add(idmap(&configs.Mount{Source: s.Workspace, Destination: s.Workspace, Device: "bind", Flags: bindRO, RecAttr: roRec()}))
+	} else {
+		add(idmap(&configs.Mount{Source: s.Workspace, Destination: s.Workspace, Device: "bind", Flags: bindRW}))
+	}
 	visible = append(visible, s.Workspace)
 	for _, w := range s.Writable {
 		add(idmap(&configs.Mount{Source: w, Destination: w, Device: "bind", Flags: bindRW}))

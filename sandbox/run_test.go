@@ -211,6 +211,68 @@ func TestRunFileSystemView(t *testing.T) {
 	}
 }
 
+// TestRunReadOnlyWorkspace: with ReadOnlyWorkspace the command reads the
+// workspace but every write there fails with EROFS and leaves the host
+// unchanged, while a Writable grant below it stays writable.
+func TestRunReadOnlyWorkspace(t *testing.T) {
+	needContainers(t)
+	ws := t.TempDir()
+	out := filepath.Join(ws, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "src.go"), []byte("package x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := Spec{Workspace: ws, ReadOnlyWorkspace: true, Writable: []string{out}}
+	// strerror(EROFS), as the tools inside print it.
+	erofs := "Read-only file system"
+	tests := []struct {
+		name, script string
+		ok           bool
+		wantStderr   string
+	}{
+		{"read a file", "grep -q 'package x' src.go", true, ""},
+		{"overwrite a file", "echo evil > src.go", false, erofs},
+		{"append to a file", "echo evil >> src.go", false, erofs},
+		{"create a file", "echo x > new.txt", false, erofs},
+		{"make a directory", "mkdir d", false, erofs},
+		{"remove a file", "rm -f src.go", false, erofs},
+		{"rename a file", "mv src.go moved.go", false, erofs},
+		{"writable grant below it", "echo x > out/built && cat out/built", true, ""},
+		{"tmp stays writable", "echo x > /tmp/a", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, _, errOut := sh(t, base, tt.script)
+			if got := res.ExitCode == 0; got != tt.ok {
+				t.Errorf("%q: got success=%v (exit %d, stderr %q), want %v", tt.script, got, res.ExitCode, errOut, tt.ok)
+			}
+			if !strings.Contains(errOut, tt.wantStderr) {
+				t.Errorf("%q: got stderr %q, want it to contain %q", tt.script, errOut, tt.wantStderr)
+			}
+		})
+	}
+	if got, err := os.ReadFile(filepath.Join(ws, "src.go")); err != nil || string(got) != "package x\n" {
+		t.Errorf("src.go on the host: got %q, %v, want it unchanged", got, err)
+	}
+	ents, err := os.ReadDir(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	// .claude and .vscode are the empty persistence dirs every run makes.
+	if got, want := strings.Join(names, " "), ".claude .vscode out src.go"; got != want {
+		t.Errorf("workspace on the host: got %q, want %q", got, want)
+	}
+	if got, err := os.ReadFile(filepath.Join(out, "built")); err != nil || string(got) != "x\n" {
+		t.Errorf("out/built on the host: got %q, %v, want the granted write", got, err)
+	}
+}
+
 func TestRunRemovesPlantedFiles(t *testing.T) {
 	needContainers(t)
 	ws := t.TempDir()

@@ -21,6 +21,11 @@ type Spec struct {
 	Cwd string
 	// Workspace is mounted read-write at its host path. Required.
 	Workspace string
+	// ReadOnlyWorkspace binds the workspace read-only, like /usr, for a
+	// policy that lets nothing write it (the readonly profile). Writable
+	// grants still apply, also below the workspace; false keeps it
+	// read-write.
+	ReadOnlyWorkspace bool
 	// Writable are extra host paths mounted read-write at their own path
 	// (policy grants). They must exist.
 	Writable []string
