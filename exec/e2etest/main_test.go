@@ -15,6 +15,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,6 +186,9 @@ func (e *env) exec(ctx context.Context, stdin io.Reader, extra []string, args ..
 	cmd.Env = e.environ(extra)
 	cmd.Stdin = stdin
 	cmd.WaitDelay = 5 * time.Second
+	// A session of its own: no controlling terminal, so an ask can never
+	// reach the terminal of whoever runs the tests.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
