@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,16 +41,7 @@ func knownBug(t *testing.T, what string) {
 	}
 }
 
-func (e *env) policyNamed(name, yaml string) string {
-	e.t.Helper()
-	p := filepath.Join(e.tp, name)
-	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	return p
-}
-
-// onlyEnd returns the end record of the last command.
+// lastEnd returns the end record of the last command.
 func lastEnd(t *testing.T, e *env) audit.Record {
 	t.Helper()
 	ends := kind(e.records(), "command.end")
