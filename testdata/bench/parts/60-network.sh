@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Whole-process network benchmarks (egress proxy, docs/network.md):
-#   1. per-command latency of `true` with and without a network grant
-#      (the grant starts the proxy and its namespace), as a ratio;
+#   1. per-command latency of `agentexec -c true` with and without a
+#      network grant in the policy file (the grant starts the proxy and its
+#      namespace), as a ratio against the run without;
 #   2. a 100 MiB plain-HTTP download by curl inside the sandbox through the
 #      proxy against the same download made directly on the host, as a
 #      ratio of throughputs.
@@ -31,6 +32,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A private HOME and XDG directories: the hundreds of commands below are
+# recorded in a throw-away audit log, not the user's.
+mkdir "$tmp/home" "$tmp/state" "$tmp/config" "$tmp/cache"
+export HOME=$tmp/home XDG_STATE_HOME=$tmp/state XDG_CONFIG_HOME=$tmp/config XDG_CACHE_HOME=$tmp/cache
+unset CI
+
 policy() { # policy FILE PROGRAM [GRANT]
   {
     echo "version: 1"
@@ -54,11 +61,12 @@ policy "$tmp/probe.yaml" printenv "$host:8080"
 policy "$tmp/curl.yaml" curl "$host:8080"
 
 # Is the proxy wired into this binary? A granted command sees HTTPS_PROXY.
-probe=$("$bin" --policy "$tmp/probe.yaml" -- printenv HTTPS_PROXY 2>/dev/null || true)
+probe=$("$bin" --policy "$tmp/probe.yaml" -c 'printenv HTTPS_PROXY' 2>/dev/null || true)
 [ -n "$probe" ] || skip "this agentexec does not start the egress proxy for network grants yet"
 
+# proctime splits each command on blanks, so `-c true` is two words.
 go run ./testdata/bench/proctime -n 100 -warmup 10 -names no-grant,network-grant -- \
-  "$bin --policy $tmp/none.yaml -- true" "$bin --policy $tmp/grant.yaml -- true"
+  "$bin --policy $tmp/none.yaml -c true" "$bin --policy $tmp/grant.yaml -c true"
 
 # The test host: a namespace with a python HTTP server behind a veth pair.
 ip netns add "$ns"
