@@ -64,7 +64,7 @@ policy "$tmp/curl.yaml" curl "$host:8080"
 probe=$("$bin" --policy "$tmp/probe.yaml" -c 'printenv HTTPS_PROXY' 2>/dev/null || true)
 [ -n "$probe" ] || skip "this agentexec does not start the egress proxy for network grants yet"
 
-# proctime splits each command on blanks, so `-c true` is two words.
+# proctime splits each command on blanks: `-c true` passes as two arguments.
 go run ./testdata/bench/proctime -n 100 -warmup 10 -names no-grant,network-grant -- \
   "$bin --policy $tmp/none.yaml -c true" "$bin --policy $tmp/grant.yaml -c true"
 
