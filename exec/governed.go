@@ -200,6 +200,14 @@ func (g *governor) prepare(spec *sandbox.Spec, d Decision) {
 	}
 	// READONLY-WS: wire once sandbox.Spec has the field.
 	spec.Env = cred.StripInherited(spec.Env, nil)
+	// A command may call agentexec again (make inside make, a script that
+	// runs `agentexec -c`): its binary is visible at its own path, read-only,
+	// wherever it is installed.
+	if self, err := os.Executable(); err == nil {
+		if self, err = filepath.EvalSymlinks(self); err == nil && !visibleInside(self, spec) {
+			spec.Mounts = append(spec.Mounts, sandbox.Mount{Source: self, Dest: self})
+		}
+	}
 	cache := g.o.CacheDir
 	if cache == "" {
 		cache, _ = sandbox.DefaultCacheDir()
@@ -208,6 +216,17 @@ func (g *governor) prepare(spec *sandbox.Spec, d Decision) {
 		spec.CacheDir = cache
 		spec.Env = setEnv(spec.Env, sandbox.CacheEnv(cache)...)
 	}
+}
+
+// visibleInside says whether a host path is already in the sandbox's view:
+// the system directories and the workspace.
+func visibleInside(p string, spec *sandbox.Spec) bool {
+	for _, root := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib64", "/opt", "/etc", spec.Workspace} {
+		if root != "" && (p == root || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")) {
+			return true
+		}
+	}
+	return false
 }
 
 // Issue is step 3: every granted credential, from its provider, or none.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentexec/agentexec/internal/ttyio"
 	"github.com/agentexec/agentexec/sandbox"
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -207,7 +208,7 @@ func (p *ptyCopier) start(spec sandbox.Spec) {
 		_, _ = io.Copy(w, p.master)
 	}()
 	if spec.Stdin != nil {
-		p.stopIn = copyInput(p.master, spec.Stdin)
+		p.stopIn = ttyio.CopyInput(p.master, spec.Stdin)
 	}
 	if spec.Resize != nil {
 		go func() {
@@ -234,61 +235,4 @@ func (p *ptyCopier) close() {
 	p.stopIn()
 	p.master.Close()
 	p.slave.Close()
-}
-
-// copyInput copies in to the PTY master until in ends or stop is called.
-// A terminal read cannot be interrupted, and a reader left blocked would
-// steal the next keystrokes from whoever reads the terminal after this
-// command (the interactive session's next line), so for a file it waits
-// with poll(2) on the file and a wake-up pipe and reads only when data is
-// there. At the end of input it sends the PTY's end-of-file character.
-func copyInput(master *os.File, in io.Reader) (stop func()) {
-	f, isFile := in.(*os.File)
-	wr, ww, err := os.Pipe()
-	if !isFile || err != nil {
-		go func() {
-			_, _ = io.Copy(master, in)
-		}()
-		return func() {}
-	}
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		defer wr.Close()
-		buf := make([]byte, 32*1024)
-		fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}, {Fd: int32(wr.Fd()), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, -1); err != nil {
-				if errors.Is(err, unix.EINTR) {
-					continue
-				}
-				return
-			}
-			if fds[1].Revents != 0 {
-				return
-			}
-			if fds[0].Revents == 0 {
-				continue
-			}
-			n, err := unix.Read(int(f.Fd()), buf)
-			if n > 0 {
-				if _, werr := master.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if n == 0 || (err != nil && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN)) {
-				_, _ = master.Write([]byte{4}) // VEOF in the PTY's canonical mode
-				return
-			}
-		}
-	}()
-	var once bool
-	return func() {
-		if once {
-			return
-		}
-		once = true
-		ww.Close()
-		<-finished
-	}
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -157,10 +158,22 @@ static void reaper(void) {
 	}
 
 	int status = 0;
+	const struct timespec tick = {0, 200 * 1000 * 1000};
 	for (int done = 0; !done;) {
 		siginfo_t si;
-		int s = sigwaitinfo(&set, &si);
-		if (s < 0) continue;
+		int s = sigtimedwait(&set, &si, &tick);
+		if (s < 0) {
+			// When agentexec dies, nothing reads the status pipe any more,
+			// and its write end reports an error: the command must not
+			// outlive agentexec (a parent-death signal would follow the
+			// thread that started us, not the process, so it cannot be used).
+			struct pollfd pf = {.fd = 3, .events = 0};
+			if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLERR | POLLHUP | POLLNVAL))) {
+				kill(-1, SIGKILL);
+				_exit(137);
+			}
+			continue;
+		}
 		if (s != SIGCHLD) {
 			if (kill(-pid, s) < 0) kill(pid, s);
 			continue;

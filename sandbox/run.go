@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentexec/agentexec/internal/ttyio"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"github.com/sirupsen/logrus"
@@ -163,6 +164,11 @@ type running struct {
 	report   initReport
 }
 
+// stopper makes a stop function an io.Closer.
+type stopper func()
+
+func (s stopper) Close() error { s(); return nil }
+
 func (r *running) closeAll() {
 	for _, c := range r.closers {
 		c.Close()
@@ -246,7 +252,9 @@ func start(ctx context.Context, c *libcontainer.Container, s *Spec, ident identi
 			_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: s.WinSize.Rows, Col: s.WinSize.Cols})
 		}
 		if s.Stdin != nil {
-			go func() { _, _ = io.Copy(m, s.Stdin) }()
+			// A reader left blocked on the caller's terminal would steal the
+			// keys typed after the command ends; this one stops with it.
+			r.closers = append(r.closers, stopper(ttyio.CopyInput(m, s.Stdin)))
 		}
 		out := s.Stdout
 		if out == nil {

@@ -122,7 +122,8 @@ func checkCwd(s *Spec, _ identity) *CheckError {
 	if s.Home != "" && !sealedRootHome(s.Home) {
 		roots = append(roots, s.Home)
 	}
-	if s.Cwd != "/tmp" && !under(s.Cwd, roots) {
+	// The root itself is the read-only skeleton: a shell that did `cd /` runs.
+	if s.Cwd != "/tmp" && s.Cwd != "/" && !under(s.Cwd, roots) {
 		return invalid("cwd", "%s is outside everything the sandbox mounts", s.Cwd)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -31,7 +32,37 @@ func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
 
+// testPolicy lets every command run, so these tests see the plumbing and
+// the sandbox rather than the built-in profile's verdicts (the policy has
+// its own tests, and exec/e2etest covers denials end to end).
+const testPolicy = "version: 1\ndefault: allow\nunknown: allow\n"
+
+// testEnv isolates every agentexec the tests start from the user's own
+// audit log, configuration and caches.
+var testEnv []string
+
 func testMain(m *testing.M) int {
+	home, err := os.MkdirTemp("", "agentexec-test-home")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(home)
+	pol := filepath.Join(home, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(testPolicy), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	testEnv = []string{
+		"AGENTEXEC_POLICY=" + pol,
+		"XDG_STATE_HOME=" + filepath.Join(home, "state"),
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, "cache"),
+	}
+	for _, kv := range testEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
 	bin = os.Getenv("AGENTEXEC_BIN")
 	if bin == "" {
 		dir, err := os.MkdirTemp("", "agentexec-test")
@@ -66,6 +97,10 @@ func TestScripts(t *testing.T) {
 				return err
 			}
 			env.Setenv("PATH", d+string(os.PathListSeparator)+env.Getenv("PATH"))
+			for _, kv := range testEnv {
+				k, v, _ := strings.Cut(kv, "=")
+				env.Setenv(k, v)
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

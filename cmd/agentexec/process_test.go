@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -191,7 +192,10 @@ func TestCommandStartsWithDefaultSignals(t *testing.T) {
 		wantDflt []syscall.Signal
 	}{
 		{name: "SIGINT ignored above", trap: "trap '' INT", wantDflt: []syscall.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGQUIT}},
-		{name: "nohup", trap: "trap '' HUP", wantIgn: []syscall.Signal{unix.SIGHUP}, wantDflt: []syscall.Signal{unix.SIGINT}},
+		// The command runs in a session of its own, so a hangup of the
+		// terminal never reaches it; agentexec itself keeps ignoring it
+		// under nohup and so forwards none.
+		{name: "nohup", trap: "trap '' HUP", wantDflt: []syscall.Signal{unix.SIGINT}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,31 +226,56 @@ func TestCommandStartsWithDefaultSignals(t *testing.T) {
 // TestKilledAgentexecTakesTheCommandAlong: when agentexec is killed
 // outright, the command does not outlive it.
 func TestKilledAgentexecTakesTheCommandAlong(t *testing.T) {
-	for _, args := range [][]string{{"-c", "echo ready; echo $$; exec sleep 30"}, {"--", "sh", "-c", "echo ready; echo $$; exec sleep 30"}} {
+	for i, args := range [][]string{{"-c", "echo ready; exec sleep 31.%s"}, {"--", "sh", "-c", "echo ready; exec sleep 31.%s"}} {
 		t.Run(args[0], func(t *testing.T) {
+			// The command's pid is its own namespace's; find it on the host
+			// by a command line no other process has.
+			mark := fmt.Sprintf("%d%d", os.Getpid(), i)
+			args := slices.Clone(args)
+			args[len(args)-1] = fmt.Sprintf(args[len(args)-1], mark)
 			c := agentexec(t, args...)
 			out, _ := c.StdoutPipe()
 			if err := c.Start(); err != nil {
 				t.Fatal(err)
 			}
-			br := waitReady(t, out)
-			line, _ := br.ReadString('\n')
-			pid, err := strconv.Atoi(strings.TrimSpace(line))
-			if err != nil {
-				t.Fatalf("got pid line %q: %v", line, err)
+			waitReady(t, out)
+			want := "sleep\x0031." + mark
+			pid := 0
+			for deadline := time.Now().Add(5 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				pid = findCmdline(want)
+			}
+			if pid == 0 {
+				t.Fatalf("got no process running sleep 31.%s, want the command running", mark)
 			}
 			_ = c.Process.Kill()
 			_ = c.Wait()
 			deadline := time.Now().Add(5 * time.Second)
-			for alive(pid) {
+			for alive(pid) && findCmdline(want) == pid {
 				if time.Now().After(deadline) {
 					_ = unix.Kill(pid, unix.SIGKILL)
-					t.Fatalf("got the command (pid %d) still running after agentexec was killed, want it gone", pid)
+					t.Fatalf("got the command (host pid %d) still running after agentexec was killed, want it gone", pid)
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
 	}
+}
+
+// findCmdline is the host pid of a process whose command line contains s
+// (arguments NUL-separated), or 0.
+func findCmdline(s string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), s) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // waitForDescendant waits until a process named comm runs below pid.
@@ -426,9 +455,18 @@ func TestFDs(t *testing.T) {
 	r, w, _ := os.Pipe()
 	defer r.Close()
 	defer w.Close()
-	for _, args := range [][]string{{"--", self}, {"-c", shellQuote(self)}} {
-		t.Run(args[0], func(t *testing.T) {
-			c := agentexec(t, args...)
+	for _, mode := range []string{"--", "-c"} {
+		t.Run(mode, func(t *testing.T) {
+			// The child is this test binary, copied into the workspace:
+			// the sandbox shows the workspace, not the build's /tmp.
+			c := agentexec(t)
+			child := filepath.Join(c.Dir, "fds.test")
+			copyFile(t, self, child)
+			if mode == "--" {
+				c.Args = append(c.Args, "--", child)
+			} else {
+				c.Args = append(c.Args, "-c", shellQuote(child))
+			}
 			// The Go runtime of the child must not open its own files
 			// (cgroup CPU limits) before it counts.
 			c.Env = append(c.Env, "AGENTEXEC_TEST_CHILD=fds", "GODEBUG=containermaxprocs=0,updatemaxprocs=0")
@@ -445,7 +483,8 @@ func TestFDs(t *testing.T) {
 }
 
 // TestEnv: the command's environment is agentexec's own, exactly, plus the
-// context variables in effect.
+// context variables in effect and the sandbox's build-cache variables
+// (docs/sandbox.md).
 func TestEnv(t *testing.T) {
 	base := []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent", "ODD=a=b c", "EMPTY=", "AGENTEXEC_SESSION=outer", "AGENTEXEC_AGENT=bot", "LD_NOT_SPECIAL=1"}
 	tests := []struct {
@@ -462,12 +501,18 @@ func TestEnv(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := osexec.Command(bin, append(tc.args, "--", "/usr/bin/env", "-0")...)
-			c.Env = base
+			c.Dir = t.TempDir()
+			c.Env = append(slices.Clone(base), testEnv...)
 			out, err := c.Output()
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+			got = slices.DeleteFunc(got, func(kv string) bool {
+				name, _, _ := strings.Cut(kv, "=")
+				return slices.Contains([]string{"GOCACHE", "GOMODCACHE", "npm_config_cache", "PIP_CACHE_DIR", "CARGO_HOME"}, name) ||
+					slices.ContainsFunc(testEnv, func(t string) bool { return strings.HasPrefix(t, name+"=") })
+			})
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("got env %q, want %q", got, tc.want)
 			}
@@ -481,7 +526,15 @@ func TestEnv(t *testing.T) {
 func TestNested(t *testing.T) {
 	t.Run("nested", func(t *testing.T) {
 		c := agentexec(t, "-c", `agentexec -c 'echo inner $0; cat' in; echo outer`)
-		c.Env = append(c.Env, "PATH="+filepath.Dir(linkBin(t))+":/usr/bin:/bin")
+		// On a PATH directory the sandbox shows: the workspace.
+		link := filepath.Join(c.Dir, "bin", "agentexec")
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(bin, link); err != nil {
+			t.Fatal(err)
+		}
+		c.Env = append(c.Env, "PATH="+filepath.Dir(link)+":/usr/bin:/bin")
 		c.Stdin = strings.NewReader("through both\n")
 		out, err := c.Output()
 		if err != nil {
@@ -497,7 +550,7 @@ func TestNested(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := agentexec(t, "-c", "echo ok")
-		c.Env = []string{"PATH=" + dir + ":/usr/bin:/bin"}
+		c.Env = append([]string{"PATH=" + dir + ":/usr/bin:/bin"}, testEnv...)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c2 := osexec.CommandContext(ctx, c.Path, c.Args[1:]...)
@@ -593,6 +646,9 @@ func TestNestedReadsThePassedTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ptmx.Close()
+	// A hung command must fail the test, not stall the suite.
+	stop := time.AfterFunc(30*time.Second, func() { _ = c.Process.Kill(); _ = ptmx.Close() })
+	defer stop.Stop()
 	br := bufio.NewReader(ptmx)
 	for {
 		line, err := br.ReadString('\n')
@@ -610,5 +666,16 @@ func TestNestedReadsThePassedTerminal(t *testing.T) {
 	_ = c.Wait()
 	if !strings.Contains(string(out), "got:typed") {
 		t.Errorf("got %q, want the nested command to read the terminal", out)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -31,6 +31,14 @@ func runSession(ctx context.Context, engine *exec.Engine, base exec.Request, std
 	in := bufio.NewReader(stdin)
 	status := 0
 	dir := base.Dir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	// The session's workspace is where it started: a later `cd` moves the
+	// working directory, never what the commands may write.
+	if base.Workspace == "" {
+		base.Workspace = dir
+	}
 	for {
 		prompt := fmt.Sprintf("agentexec:%s$ ", filepath.Base(dir))
 		fmt.Fprint(stderr, prompt)
