@@ -245,6 +245,14 @@ func TestCredentialIssueFails(t *testing.T) {
 		t.Errorf("got stderr %q, want one %q line holding %q and %q", r.stderr, prefix, names, quotes)
 	}
 	assertNoSecret(t, "agentexec's stderr", r.stderr, c.token)
+	t.Run("documented message", func(t *testing.T) {
+		knownBug(t, `the credential is named twice under a "credentials:" step prefix`)
+		// docs/credentials.md: the provider's error, prefixed once.
+		want := "agentexec: credential \"api\" (provider exec): issue: helper exited with status 1: minting failed for [REDACTED:helper-output]\n"
+		if r.stderr != want {
+			t.Errorf("got stderr %q, want %q", r.stderr, want)
+		}
+	})
 	if _, err := os.Stat(filepath.Join(c.ws, "marker")); err == nil {
 		t.Errorf("the command ran: the marker file exists")
 	}
