@@ -99,12 +99,12 @@ func parseBundlePrefix(data []byte) (entries [][]byte, used int) {
 type diskHashes struct {
 	root    string
 	size    int64
-	cache   map[string][]byte
+	cache   map[tlog.Tile][]byte // keyed by tile, so a hit builds no path
 	overlay map[int64]tlog.Hash
 }
 
 func newDiskHashes(root string, size int64) *diskHashes {
-	return &diskHashes{root: root, size: size, cache: map[string][]byte{}, overlay: map[int64]tlog.Hash{}}
+	return &diskHashes{root: root, size: size, cache: map[tlog.Tile][]byte{}, overlay: map[int64]tlog.Hash{}}
 }
 
 func (d *diskHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
@@ -119,9 +119,9 @@ func (d *diskHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		if t.W == 0 {
 			return nil, fmt.Errorf("hash %d is beyond tree size %d", idx, d.size)
 		}
-		rel := hashTilePath(t.L, t.N, t.W)
-		data, ok := d.cache[rel]
+		data, ok := d.cache[t]
 		if !ok {
+			rel := hashTilePath(t.L, t.N, t.W)
 			var err error
 			data, err = os.ReadFile(filepath.Join(d.root, rel))
 			if err != nil {
@@ -130,7 +130,7 @@ func (d *diskHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 			if len(data) != t.W*tlog.HashSize {
 				return nil, &VerifyError{Seq: -1, File: rel, Reason: fmt.Sprintf("tile is %d bytes, want %d", len(data), t.W*tlog.HashSize), Err: ErrTampered}
 			}
-			d.cache[rel] = data
+			d.cache[t] = data
 		}
 		h, err := tlog.HashFromTile(t, data, idx)
 		if err != nil {

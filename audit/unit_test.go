@@ -50,6 +50,60 @@ func TestCanonicalPayload(t *testing.T) {
 	})
 }
 
+// TestCanonicalJSONMatchesReference holds the fast canonical encoder to
+// the reference (decode into maps, re-encode) on records that exercise
+// every kind of value and every escape the encoder writes.
+func TestCanonicalJSONMatchesReference(t *testing.T) {
+	loginuid := uint32(1000)
+	full := sampleRecord()
+	full.ID, full.Seq, full.Prev = "0193a0c8-1234-7abc-8def-0123456789ab", 7, "sha256:00"
+	full.Time = Times{Start: time.Unix(1700000000, 5).UTC(), End: time.Unix(1700000001, 0).UTC()}
+	full.Principal = Principal{User: User{Name: "alice", UID: 1000}, LoginUID: &loginuid}
+	full.Sandbox.Limits = Limits{MemoryBytes: 1 << 30, CPUs: 1.5, Timeout: time.Minute}
+	full.Credentials[0].Revocation = &Revocation{Status: "ok", At: time.Unix(1700000002, 0).UTC()}
+	full.Network = []Connection{{Host: "github.com", Port: 443, BytesIn: 10, BytesOut: 20}}
+	full.Result = &Result{ExitCode: -1, Signal: "KILL", Duration: time.Second}
+	full.IO = &IO{Stdout: Stream{Bytes: 3, SHA256: "ab"}}
+	full.Key = &KeyChange{Old: "a", New: "b", NewPublic: "ssh-ed25519 AAAA"}
+	cases := []struct {
+		name string
+		rec  *Record
+	}{
+		{"empty", &Record{}},
+		{"sample", sampleRecord()},
+		{"every field", full},
+		{"html and unicode", &Record{Command: Command{Line: "<a & b> é \u2028 \u2029 \"q\" \\ \t\n\x01\x7f"}}},
+		{"invalid utf-8", &Record{Command: Command{Line: "bad \xff\xfe bytes", Argv: []string{"\xc3", "ok"}}}},
+		{"empty lists", &Record{Command: Command{Argv: []string{""}, Simple: []string{"", "[]", "{}"}}, Decision: Decision{Rules: []string{","}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := canonicalJSON(c.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := json.Marshal(c.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := canonicalize(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+	for _, in := range []string{`{"b":1,"a":{"d":[1,{"z":0,"y":"}"}],"c":null}}`, `{"a!":1,"a":2,"a ":3}`, `[]`, `{}`, `"x"`} {
+		got, rest, ok := sortMembers(nil, []byte(in))
+		want, err := canonicalize([]byte(in))
+		if err != nil || !ok || len(rest) != 0 || !bytes.Equal(got, want) {
+			t.Errorf("sortMembers(%s) = %s, %v (rest %q), want %s", in, got, ok, rest, want)
+		}
+	}
+}
+
 func TestEnvelopeIsDSSE(t *testing.T) {
 	l, opts := newLog(t)
 	appendN(t, l, 1)
