@@ -63,6 +63,11 @@ func testMain(m *testing.M) int {
 		k, v, _ := strings.Cut(kv, "=")
 		os.Setenv(k, v)
 	}
+	// Run under `make test`, the make these tests start would otherwise
+	// think it is a sub-make and change its output.
+	for _, k := range []string{"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"} {
+		os.Unsetenv(k)
+	}
 	bin = os.Getenv("AGENTEXEC_BIN")
 	if bin == "" {
 		dir, err := os.MkdirTemp("", "agentexec-test")
