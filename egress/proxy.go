@@ -228,7 +228,25 @@ func (p *Proxy) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Ito
 // GIT_CONFIG_* entries must renumber them after these.
 func (p *Proxy) Env() []string {
 	u := "http://" + p.Addr()
-	noProxy := "localhost,127.0.0.1,::1"
+	// Loopback stays the sandbox's own, except where a grant names a
+	// host loopback address: then that address must go through the proxy,
+	// or the client would reach the sandbox's empty loopback instead.
+	var keep []string
+	for _, n := range []struct {
+		name string
+		addr netip.Addr
+	}{{"localhost", netip.MustParseAddr("127.0.0.1")}, {"127.0.0.1", netip.MustParseAddr("127.0.0.1")}, {"::1", netip.IPv6Loopback()}} {
+		granted := false
+		for _, c := range p.rules {
+			if c.kind == kindPrefix && c.prefix.Contains(n.addr) {
+				granted = true
+			}
+		}
+		if !granted {
+			keep = append(keep, n.name)
+		}
+	}
+	noProxy := strings.Join(keep, ",")
 	return []string{
 		"HTTP_PROXY=" + u, "http_proxy=" + u,
 		"HTTPS_PROXY=" + u, "https_proxy=" + u,

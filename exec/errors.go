@@ -3,6 +3,8 @@ package exec
 import (
 	"errors"
 	"fmt"
+
+	"github.com/agentexec/agentexec/cred"
 )
 
 // ErrInvalidRequest means the Request cannot be run as given (nothing or
@@ -73,7 +75,15 @@ type StepError struct {
 	Err  error
 }
 
-func (e *StepError) Error() string { return fmt.Sprintf("%s: %v", e.Step, e.Err) }
+func (e *StepError) Error() string {
+	// A credential that could not be issued is named by cred's own error
+	// (credential "x" (provider p): ...), the line the docs show.
+	var ie *cred.IssueError
+	if errors.As(e.Err, &ie) {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%s: %v", e.Step, e.Err)
+}
 
 func (e *StepError) Unwrap() error { return e.Err }
 

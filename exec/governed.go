@@ -198,7 +198,7 @@ func (g *governor) prepare(spec *sandbox.Spec, d Decision) {
 	if g.o.ConfigHome != "" {
 		spec.Hidden = append(spec.Hidden, filepath.Join(g.o.ConfigHome, "agentexec"))
 	}
-	// READONLY-WS: wire once sandbox.Spec has the field.
+	spec.ReadOnlyWorkspace = d.ReadOnlyWorkspace
 	spec.Env = cred.StripInherited(spec.Env, nil)
 	// A command may call agentexec again (make inside make, a script that
 	// runs `agentexec -c`): its binary is visible at its own path, read-only,
@@ -255,8 +255,10 @@ func (g *governor) Issue(ctx context.Context, req *Request, names []string, reco
 		}
 		c, err := cred.Issue(ctx, credSpec(def), purpose)
 		if err != nil {
+			// cred's error already names the credential and its provider,
+			// with the provider's output redacted.
 			_ = l.Revoke(ctx)
-			return nil, fmt.Errorf("credential %q (%s): %w", name, def.Provider, err)
+			return nil, err
 		}
 		l.creds = append(l.creds, c)
 		l.uses = append(l.uses, credUse(def, c))

@@ -246,7 +246,6 @@ func TestCredentialIssueFails(t *testing.T) {
 	}
 	assertNoSecret(t, "agentexec's stderr", r.stderr, c.token)
 	t.Run("documented message", func(t *testing.T) {
-		knownBug(t, `the credential is named twice under a "credentials:" step prefix`)
 		// docs/credentials.md: the provider's error, prefixed once.
 		want := "agentexec: credential \"api\" (provider exec): issue: helper exited with status 1: minting failed for [REDACTED:helper-output]\n"
 		if r.stderr != want {

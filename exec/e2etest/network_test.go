@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,15 +29,6 @@ func newHostServer(t *testing.T, body string) *hostServer {
 	t.Cleanup(s.Close)
 	_, s.port, _ = strings.Cut(strings.TrimPrefix(s.URL, "http://"), ":")
 	return s
-}
-
-// knownBug skips a test that pins a reported defect until it is fixed;
-// AGENTEXEC_E2E_KNOWN_BUGS=1 runs it anyway.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("AGENTEXEC_E2E_KNOWN_BUGS") != "1" {
-		t.Skipf("known defect, run with AGENTEXEC_E2E_KNOWN_BUGS=1: %s", what)
-	}
 }
 
 // lastEnd returns the end record of the last command.
@@ -91,7 +81,6 @@ rules:
 	})
 
 	t.Run("plain curl", func(t *testing.T) {
-		knownBug(t, "NO_PROXY=127.0.0.1 sends a client straight to the sandbox's own loopback, so a grant of a host loopback address cannot be used without --noproxy")
 		r := e.run("--policy", pol, "-c", "curl -sS "+granted.URL+"/")
 		if r.code != 0 || r.stdout != "hello from the host\n" {
 			t.Fatalf("got %s, want exit 0 and the server's greeting", r)
