@@ -87,6 +87,18 @@ func runManagement(ctx context.Context, args []string, stdout, stderr *os.File) 
 			return &usageError{msg: err.Error()}
 		},
 	}
+	// A wrong flag to any subcommand is one `agentexec: ...` line and exit
+	// status 2, as everywhere else, not the library's help page.
+	var usage func(cs []*cli.Command)
+	usage = func(cs []*cli.Command) {
+		for _, c := range cs {
+			if c.OnUsageError == nil {
+				c.OnUsageError = app.OnUsageError
+			}
+			usage(c.Commands)
+		}
+	}
+	usage(app.Commands)
 	err := app.Run(ctx, args)
 	if err == nil {
 		return 0
