@@ -2,8 +2,10 @@ package audit
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"filippo.io/edwards25519"
@@ -84,5 +86,58 @@ func TestBatchVerifierSmallOrderKey(t *testing.T) {
 	b.add(0, []byte("m"), make([]byte, 64))
 	if got := b.flush(); !slices.Equal(got, []int{0}) {
 		t.Errorf("got %v, want [0]", got)
+	}
+}
+
+// TestDecodeMinimalMatchesJSON holds the fast field picker to what
+// a json.Decoder decodes (the reference, which ignores trailing data), on real payloads and on ones built to trip it.
+func TestDecodeMinimalMatchesJSON(t *testing.T) {
+	r := sampleRecord()
+	r.Schema, r.Seq, r.Prev, r.LogOrigin, r.ID = Schema, 42, "sha256:ab", "o", "id-1"
+	real, err := canonicalJSON(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Kind, r.Key = KindKeyRotate, &KeyChange{Old: "a", New: "b"}
+	rotate, _ := canonicalJSON(r)
+	cases := []struct {
+		name    string
+		payload string
+	}{
+		{"record", string(real)},
+		{"key.rotate", string(rotate)},
+		{"empty object", `{}`},
+		{"escaped prev", `{"prev":"sha256:\u0061b","seq":1}`},
+		{"duplicate seq", `{"seq":1,"seq":2}`},
+		{"duplicate schema", `{"schema":"a","schema":"b"}`},
+		{"other case", `{"Seq":3,"SCHEMA":"x"}`},
+		{"null seq", `{"seq":null}`},
+		{"negative seq", `{"seq":-1}`},
+		{"float seq", `{"seq":1.5}`},
+		{"huge seq", `{"seq":18446744073709551616}`},
+		{"string seq", `{"seq":"1"}`},
+		{"number schema", `{"schema":1}`},
+		{"invalid utf-8", "{\"schema\":\"a\xffb\"}"},
+		{"trailing garbage", `{"seq":1}x`},
+		{"broken value", `{"seq":1,"cwd":tru}`},
+		{"not an object", `[1]`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got, want minimalRecord
+			gotErr := decodeMinimal([]byte(c.payload), &got)
+			wantErr := json.NewDecoder(strings.NewReader(c.payload)).Decode(&want)
+			if (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("error: got %v, want %v", gotErr, wantErr)
+			}
+			if gotErr != nil {
+				return
+			}
+			gj, _ := json.Marshal(got)
+			wj, _ := json.Marshal(want)
+			if string(gj) != string(wj) {
+				t.Errorf("got %s, want %s", gj, wj)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sys/unix"
@@ -271,7 +272,17 @@ func (s *snapshot) checkOne(i int, bv map[string]*batchVerifier) checked {
 }
 
 // decodeMinimal decodes the fields of a record payload that Verify needs.
+// Payloads are compact JSON objects, and the fields it needs are plain
+// strings and one number: it picks them out of the top-level members
+// directly, and hands anything less simple (an escape in a wanted string,
+// a repeated key, a key.rotate body) to encoding/json, which also decides
+// every error. json.Valid keeps the fast path as strict about the rest of
+// the payload as a full decode.
 func decodeMinimal(payload []byte, r *minimalRecord) error {
+	if json.Valid(payload) && fastMinimal(payload, r) {
+		return nil
+	}
+	*r = minimalRecord{}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if err := dec.Decode(r); err != nil {
 		return &ParseError{What: "record", Offset: int(dec.InputOffset()), Reason: err.Error()}
@@ -513,4 +524,79 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// fastMinimal fills r from a valid JSON object whose wanted members are
+// simple; it reports false, with r in any state, when they are not.
+func fastMinimal(in []byte, r *minimalRecord) bool {
+	if len(in) < 2 || in[0] != '{' {
+		return false
+	}
+	in = in[1:]
+	if in[0] == '}' {
+		return len(in) == 1
+	}
+	var seen uint8
+	for {
+		if len(in) == 0 || in[0] != '"' {
+			return false
+		}
+		end := bytes.IndexByte(in[1:], '"')
+		if end < 0 || bytes.IndexByte(in[1:1+end], '\\') >= 0 {
+			return false
+		}
+		key := string(in[1 : 1+end])
+		in = in[end+2:]
+		if len(in) == 0 || in[0] != ':' {
+			return false
+		}
+		val, rest, ok := sortMembers(nil, in[1:])
+		if !ok || len(rest) == 0 {
+			return false
+		}
+		str := func(dst *string, bit uint8) bool {
+			if seen&bit != 0 || len(val) < 2 || val[0] != '"' || bytes.IndexByte(val, '\\') >= 0 || !utf8.Valid(val) {
+				return false
+			}
+			seen |= bit
+			*dst = string(val[1 : len(val)-1])
+			return true
+		}
+		switch key {
+		case "schema":
+			ok = str(&r.Schema, 1)
+		case "kind":
+			ok = str(&r.Kind, 2)
+		case "id":
+			ok = str(&r.ID, 4)
+		case "prev":
+			ok = str(&r.Prev, 8)
+		case "log_origin":
+			ok = str(&r.LogOrigin, 16)
+		case "seq":
+			n, err := strconv.ParseUint(string(val), 10, 64)
+			ok = err == nil && seen&32 == 0
+			seen |= 32
+			r.Seq = &n
+		case "key":
+			ok = false // key.rotate: rare, and its body is a struct
+		default:
+			// encoding/json matches keys case-insensitively.
+			for _, w := range []string{"schema", "kind", "id", "prev", "log_origin", "seq", "key"} {
+				if strings.EqualFold(key, w) {
+					return false
+				}
+			}
+		}
+		if !ok {
+			return false
+		}
+		in = rest[1:]
+		if rest[0] == '}' {
+			return len(in) == 0
+		}
+		if rest[0] != ',' {
+			return false
+		}
+	}
 }
