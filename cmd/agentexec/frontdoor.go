@@ -101,18 +101,10 @@ options:
 			case "--version":
 				inv.mode = modeVersion
 				return inv, nil
-			case "--intent":
-				dst = &inv.ctx.intent
-			case "--agent":
-				dst = &inv.ctx.agent
-			case "--session":
-				dst = &inv.ctx.session
-			case "--policy":
-				dst = &inv.ctx.policy
-			case "--workspace":
-				dst = &inv.ctx.workspace
 			default:
-				return nil, usagef("%s: unknown option (see agentexec --help)", name)
+				if dst = inv.ctx.option(name); dst == nil {
+					return nil, usagef("%s: unknown option (see agentexec --help)", name)
+				}
 			}
 			if dst == nil {
 				if hasVal {
@@ -214,19 +206,8 @@ options:
 func trailingContext(inv *invocation, args []string) ([]string, error) {
 	for len(args) > 0 {
 		name, val, hasVal := strings.Cut(args[0], "=")
-		var dst **string
-		switch name {
-		case "--intent":
-			dst = &inv.ctx.intent
-		case "--agent":
-			dst = &inv.ctx.agent
-		case "--session":
-			dst = &inv.ctx.session
-		case "--policy":
-			dst = &inv.ctx.policy
-		case "--workspace":
-			dst = &inv.ctx.workspace
-		default:
+		dst := inv.ctx.option(name)
+		if dst == nil {
 			return args, nil
 		}
 		args = args[1:]
@@ -239,4 +220,22 @@ func trailingContext(inv *invocation, args []string) ([]string, error) {
 		*dst = &val
 	}
 	return args, nil
+}
+
+// option is where the context option name (--intent, ...) is stored, or
+// nil when name is not one.
+func (c *contextFlags) option(name string) **string {
+	switch name {
+	case "--intent":
+		return &c.intent
+	case "--agent":
+		return &c.agent
+	case "--session":
+		return &c.session
+	case "--policy":
+		return &c.policy
+	case "--workspace":
+		return &c.workspace
+	}
+	return nil
 }
