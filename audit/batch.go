@@ -102,10 +102,13 @@ func (b *batchVerifier) check() bool {
 		if err != nil {
 			return false
 		}
-		r, err := new(edwards25519.Point).SetBytes(sig[:32])
 		// ed25519.Verify compares the encoding of R byte for byte, so a
 		// non-canonical R must not pass here either.
-		if err != nil || !bytes.Equal(r.Bytes(), sig[:32]) {
+		if !canonicalPoint(sig[:32]) {
+			return false
+		}
+		r, err := new(edwards25519.Point).SetBytes(sig[:32])
+		if err != nil {
 			return false
 		}
 		h.Reset()
@@ -130,4 +133,32 @@ func (b *batchVerifier) check() bool {
 	points = append(points, edwards25519.NewGeneratorPoint(), b.a)
 	sum := new(edwards25519.Point).VarTimeMultiScalarMult(scalars, points)
 	return sum.MultByCofactor(sum).Equal(edwards25519.NewIdentityPoint()) == 1
+}
+
+// canonicalPoint reports whether enc is the canonical encoding of the
+// point it decodes to (if any): y below p = 2^255-19, and no sign bit on
+// the two points whose x is 0 (y = 1 and y = p-1). Comparing bytes spares
+// the inversion of re-encoding the decoded point.
+func canonicalPoint(enc []byte) bool {
+	var y [32]byte
+	copy(y[:], enc)
+	sign := y[31] >> 7
+	y[31] &= 0x7f
+	// p-1 = 2^255-20, little-endian.
+	pm1 := [32]byte{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
+	// y < p  <=>  y <= p-1: compare from the most significant byte.
+	for i := 31; i >= 0; i-- {
+		if y[i] != pm1[i] {
+			if y[i] > pm1[i] {
+				return false
+			}
+			break
+		}
+	}
+	one := [32]byte{1}
+	if sign == 1 && (y == one || y == pm1) {
+		return false
+	}
+	return true
 }

@@ -141,3 +141,39 @@ func TestDecodeMinimalMatchesJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestCanonicalPoint holds the byte test to a decode and re-encode.
+func TestCanonicalPoint(t *testing.T) {
+	encs := [][]byte{
+		edwards25519.NewGeneratorPoint().Bytes(),
+		edwards25519.NewIdentityPoint().Bytes(),
+	}
+	// y = 1 with the sign bit; y = p-1 with and without; y = p, p+1 (= 0, 1
+	// non-canonically); 2^255-1.
+	add := func(low byte, mid byte, top byte) {
+		e := make([]byte, 32)
+		for i := range e {
+			e[i] = mid
+		}
+		e[0], e[31] = low, top
+		encs = append(encs, e)
+	}
+	encs = append(encs, append([]byte{1}, append(make([]byte, 30), 0x80)...))
+	add(0xec, 0xff, 0x7f)
+	add(0xec, 0xff, 0xff)
+	add(0xed, 0xff, 0x7f)
+	add(0xee, 0xff, 0x7f)
+	add(0xff, 0xff, 0xff)
+	for i := range 200 {
+		e := make([]byte, 32)
+		e[0], e[1], e[31] = byte(i), byte(i*7), byte(i*13)
+		encs = append(encs, e)
+	}
+	for _, e := range encs {
+		p, err := new(edwards25519.Point).SetBytes(e)
+		want := err == nil && string(p.Bytes()) == string(e)
+		if got := canonicalPoint(e) && err == nil; got != want {
+			t.Errorf("canonicalPoint(%x): got %v, want %v", e, got, want)
+		}
+	}
+}

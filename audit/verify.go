@@ -550,10 +550,11 @@ func fastMinimal(in []byte, r *minimalRecord) bool {
 		if len(in) == 0 || in[0] != ':' {
 			return false
 		}
-		val, rest, ok := sortMembers(nil, in[1:])
+		rest, ok := skipValue(in[1:])
 		if !ok || len(rest) == 0 {
 			return false
 		}
+		val := in[1 : len(in)-len(rest)]
 		str := func(dst *string, bit uint8) bool {
 			if seen&bit != 0 || len(val) < 2 || val[0] != '"' || bytes.IndexByte(val, '\\') >= 0 || !utf8.Valid(val) {
 				return false
@@ -599,4 +600,38 @@ func fastMinimal(in []byte, r *minimalRecord) bool {
 			return false
 		}
 	}
+}
+
+// skipValue returns what follows the JSON value at the start of in, which
+// json.Valid has already accepted as part of a valid document.
+func skipValue(in []byte) ([]byte, bool) {
+	depth := 0
+	for i := 0; i < len(in); i++ {
+		switch in[i] {
+		case '"':
+			for i++; i < len(in) && in[i] != '"'; i++ {
+				if in[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(in) {
+				return in, false
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return in[i:], i > 0
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return in[i:], i > 0
+			}
+		}
+		if depth == 0 && (in[i] == '"' || in[i] == '}' || in[i] == ']') {
+			return in[i+1:], true
+		}
+	}
+	return in[len(in):], len(in) > 0
 }
