@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -50,10 +51,20 @@ const outputDrain = 2 * time.Second
 // host cannot provide a required isolation. Once the command has started
 // its outcome is in Result and err is nil.
 func Run(ctx context.Context, s Spec) (res Result, err error) {
+	// The container's init gets ParentDeathSignal when the OS thread that
+	// forked it exits, not the process (go.dev/issue/27505), and a
+	// goroutine that locks its thread and returns ends that thread
+	// (libcontainer's mount thread does). Keeping this goroutine on one
+	// locked thread until the container is destroyed makes the forking
+	// thread one that no other goroutine can run on or end.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
 	t0 := time.Now()
 	ph := phaseClock{last: t0}
 	defer func() { res.Phases = ph.list; res.Duration = time.Since(t0) }()
 
+	Prewarm()
 	quietLibcontainer()
 	ident := currentIdentity()
 	spec, err := validate(&s, ident)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -509,6 +510,49 @@ func TestRunConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Errorf("concurrent run failed: %s", e)
+	}
+}
+
+// TestRunSurvivesThreadExits: the container's init dies with the OS thread
+// that started it (ParentDeathSignal is per thread), and goroutines that
+// lock their thread and return (libcontainer's own mount thread, anything
+// else in the caller's process) end the thread they ran on. Run must keep
+// the starting thread alive while the container lives, so a command is
+// never killed by a thread exit elsewhere in the process.
+func TestRunSurvivesThreadExits(t *testing.T) {
+	needContainers(t)
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	for range 2 {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				done := make(chan struct{})
+				go func() {
+					// Locked and never unlocked: the thread exits with
+					// the goroutine.
+					runtime.LockOSThread()
+					close(done)
+				}()
+				<-done
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+	}
+	defer func() { close(stop); churn.Wait() }()
+	ws := t.TempDir()
+	for i := range 20 {
+		var errb bytes.Buffer
+		res, err := Run(context.Background(), Spec{Argv: []string{"sh", "-c", "sleep 0.05; exit 3"}, Env: testEnv, Workspace: ws, Stderr: &errb})
+		if err != nil || res.ExitCode != 3 {
+			t.Fatalf("run %d: got exit %d, err %v (stderr %q), want exit 3", i, res.ExitCode, err, errb.String())
+		}
 	}
 }
 
