@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -240,5 +241,63 @@ func TestUncommittedRecordAdopted(t *testing.T) {
 	Scan(context.Background(), opts, 0, func(it Item) error { ids = append(ids, it.Record.ID); return nil })
 	if len(ids) != 5 || ids[3] != "orphan" {
 		t.Errorf("got records %v, want the orphan at seq 3", ids)
+	}
+}
+
+// TestInterruptedTileGrowth: an append grows the open hash tile in place
+// and then renames it; dying between the two, or after both, leaves a log
+// that verifies, and the next append carries on from the committed hashes.
+func TestInterruptedTileGrowth(t *testing.T) {
+	cases := []struct {
+		name  string
+		n     int // records before the interrupted append
+		leave func(t *testing.T, dir string, n int)
+	}{
+		{"grown, not renamed", 5, func(t *testing.T, dir string, n int) {
+			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			f.Write(bytes.Repeat([]byte{0xaa}, 32))
+			f.Close()
+		}},
+		{"grown by a torn hash", 5, func(t *testing.T, dir string, n int) {
+			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			f.Write([]byte{0xaa, 0xbb})
+			f.Close()
+		}},
+		{"grown and renamed", 5, func(t *testing.T, dir string, n int) {
+			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			f.Write(bytes.Repeat([]byte{0xaa}, 32))
+			f.Close()
+			must(t, os.Rename(p, filepath.Join(dir, "log", hashTilePath(0, 0, n+1))))
+		}},
+		{"renamed to full", 255, func(t *testing.T, dir string, n int) {
+			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			f.Write(bytes.Repeat([]byte{0xaa}, 32))
+			f.Close()
+			must(t, os.Rename(p, filepath.Join(dir, "log", hashTilePath(0, 0, tileWidth))))
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, opts := newLog(t)
+			appendN(t, l, c.n)
+			c.leave(t, opts.Dir, c.n)
+			rep, err := Verify(opts)
+			if err != nil || rep.Size != int64(c.n) {
+				t.Fatalf("Verify after the interruption: got %+v, %v, want %d records", rep, err, c.n)
+			}
+			appendN(t, l, 2)
+			rep, err = Verify(opts)
+			if err != nil || rep.Size != int64(c.n+2) {
+				t.Fatalf("Verify after two more appends: got %+v, %v, want %d records", rep, err, c.n+2)
+			}
+		})
 	}
 }

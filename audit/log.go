@@ -936,18 +936,19 @@ func (l *Log) commit(t *tail, env []byte, ss *syncSet) (treeState, error) {
 		if err := mkdirAllSync(filepath.Dir(p)); err != nil {
 			return treeState{}, err
 		}
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		f, err := l.growTile(tile, tileWidthAt(tile.L, tile.N, old), data)
+		if f != nil {
+			ss.files = append(ss.files, f)
+		}
 		if err != nil {
 			return treeState{}, fmt.Errorf("writing hash tile: %w", err)
 		}
-		ss.files = append(ss.files, f)
-		if _, err := f.Write(data); err != nil {
-			return treeState{}, fmt.Errorf("writing hash tile: %w", err)
-		}
 		dirs[filepath.Dir(p)] = true
-		if ow := tileWidthAt(tile.L, tile.N, old); ow > 0 && ow != tile.W {
-			stale := l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, ow)))
-			ss.after = append(ss.after, stale, filepath.Dir(stale))
+		if ow := tileWidthAt(tile.L, tile.N, old); ow > 0 && tile.W == tileWidth {
+			// The .p directory of a tile that just became full is empty.
+			dir := filepath.Dir(l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, ow))))
+			ss.after = append(ss.after, dir)
+			dirs[dir] = true
 		}
 	}
 	for d := range dirs {
@@ -965,6 +966,50 @@ func (l *Log) commit(t *tail, env []byte, ss *syncSet) (treeState, error) {
 		os.Remove(p) // superseded partial tiles and empty .p dirs: derived data
 	}
 	return st, nil
+}
+
+// growTile brings the file of tile from width ow (0: no file yet) to
+// tile.W holding data. An existing partial tile is extended in place and
+// renamed to its new width, as entry bundles are: creating a file costs
+// several times more than a rename. The hashes it keeps are the committed
+// ones (readHashTile found and checked them); anything after them is an
+// interrupted append's and is overwritten. Until the checkpoint commits,
+// readers find the committed prefix under either name.
+func (l *Log) growTile(tile tlog.Tile, ow int, data []byte) (*os.File, error) {
+	to := l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, tile.W)))
+	if ow == 0 {
+		f, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		_, err = f.Write(data)
+		return f, err
+	}
+	from := l.path(filepath.Join(logDirName, hashTilePath(tile.L, tile.N, ow)))
+	f, err := os.OpenFile(from, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if isNotExist(err) {
+		// Already renamed by an append that died before its checkpoint.
+		from = to
+		f, err = os.OpenFile(from, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	at := int64(ow) * tlog.HashSize
+	if _, err := f.WriteAt(data[at:], at); err != nil {
+		return f, err
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(data)) {
+		if err := f.Truncate(int64(len(data))); err != nil {
+			return f, err
+		}
+	}
+	if from != to {
+		if err := os.Rename(from, to); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
 }
 
 // writeCheckpoint signs a checkpoint and commits it with its SSHSIG and

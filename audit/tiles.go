@@ -121,14 +121,9 @@ func (d *diskHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		}
 		data, ok := d.cache[t]
 		if !ok {
-			rel := hashTilePath(t.L, t.N, t.W)
 			var err error
-			data, err = os.ReadFile(filepath.Join(d.root, rel))
-			if err != nil {
-				return nil, fmt.Errorf("reading hash tile: %w", err)
-			}
-			if len(data) != t.W*tlog.HashSize {
-				return nil, &VerifyError{Seq: -1, File: rel, Reason: fmt.Sprintf("tile is %d bytes, want %d", len(data), t.W*tlog.HashSize), Err: ErrTampered}
+			if data, _, err = readHashTile(d.root, t.L, t.N, t.W); err != nil {
+				return nil, err
 			}
 			d.cache[t] = data
 		}
@@ -139,6 +134,33 @@ func (d *diskHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		out[i] = h
 	}
 	return out, nil
+}
+
+// readHashTile reads the W hashes of tile (level, n) that a checkpoint
+// covers, and the file they came from, relative to the log directory's
+// root. An append grows a partial tile in place, by one hash, and then
+// renames it to its new width, so an append that died on the way leaves
+// one of: the tile under its old name with up to one hash more, or under
+// the next width's name (.p/W+1, or the full name). Those extra bytes are
+// past the checkpoint, like a pending record, and are ignored here and
+// overwritten by the next append.
+func readHashTile(root string, level int, n int64, w int) (data []byte, rel string, err error) {
+	want := w * tlog.HashSize
+	rel = hashTilePath(level, n, w)
+	data, err = os.ReadFile(filepath.Join(root, rel))
+	if isNotExist(err) && w < tileWidth {
+		next := hashTilePath(level, n, w+1)
+		if d, nerr := os.ReadFile(filepath.Join(root, next)); nerr == nil {
+			data, rel, err = d, next, nil
+		}
+	}
+	if err != nil {
+		return nil, rel, fmt.Errorf("reading hash tile: %w", err)
+	}
+	if len(data) < want || (len(data) > want && w == tileWidth) || len(data) > want+tlog.HashSize {
+		return nil, rel, &VerifyError{Seq: -1, File: rel, Reason: fmt.Sprintf("tile is %d bytes, want %d", len(data), want), Err: ErrTampered}
+	}
+	return data[:want:want], rel, nil
 }
 
 // memHashes is a HashReader over every stored hash, held in memory.

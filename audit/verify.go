@@ -442,9 +442,14 @@ func (s *snapshot) verify(opts Options) (*VerifyReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		rel := "log/" + hashTilePath(t.L, t.N, t.W)
-		got, err := os.ReadFile(s.path(rel))
+		got, rel, err := readHashTile(s.path(logDirName), t.L, t.N, t.W)
+		rel = "log/" + rel
 		if err != nil {
+			var ve *VerifyError
+			if errors.As(err, &ve) {
+				ve.File = rel
+				return nil, ve
+			}
 			return nil, &VerifyError{Seq: -1, File: rel, Reason: "hash tile missing or unreadable", Err: err}
 		}
 		if !bytes.Equal(got, want) {
