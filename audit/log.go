@@ -211,6 +211,7 @@ func (l *Log) openLocked(opts Options) error {
 			return fmt.Errorf("log in %s has origin %q, not %q", l.dir, st.origin, opts.Origin)
 		}
 		l.origin = st.origin
+		l.lastCP, l.lastSt = cp, st
 		if pub, err := readPublicKey(l.path(pubFile)); err != nil || pub.fingerprint != key.fingerprint {
 			return &VerifyError{Seq: -1, File: pubFile, Reason: "public key does not match the log key", Err: ErrTampered}
 		}
@@ -444,7 +445,11 @@ func (l *Log) committedState(repair bool) (treeState, error) {
 		return treeState{}, fmt.Errorf("reading checkpoint: %w", err)
 	}
 	next, nerr := os.ReadFile(l.path(checkpointNext))
-	if nerr == nil {
+	// An append that died at its commit point left checkpoint.next one
+	// record ahead of checkpoint. Anything else under that name is the
+	// checkpoint a previous append swapped out, and is not worth an SSH
+	// signature check: compare the size lines first.
+	if nerr == nil && textSize(next) > textSize(raw) {
 		sig, err := os.ReadFile(l.path(checkpointSig))
 		if err == nil {
 			if _, err := sshsigVerify(sig, SSHSigNamespace, next); err == nil {
@@ -474,6 +479,21 @@ func (l *Log) committedState(repair bool) (treeState, error) {
 		return treeState{}, &VerifyError{Seq: -1, File: checkpointFile, Reason: fmt.Sprintf("origin %q, want %q", st.origin, l.origin), Err: ErrTampered}
 	}
 	return st, nil
+}
+
+// textSize is the tree size line of a checkpoint, unverified; -1 if there
+// is none.
+func textSize(cp []byte) int64 {
+	_, rest, _ := bytes.Cut(cp, []byte("\n"))
+	line, _, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(string(line), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // checkWitness refuses to append to a log whose checkpoint is older than
