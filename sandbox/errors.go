@@ -17,7 +17,7 @@ var ErrInvalidSpec = errors.New("invalid sandbox spec")
 // nothing the caller asked for ran. Callers map it to exit status 125.
 type SetupError struct {
 	// Phase is the step that failed: "validate", "prepare", "create",
-	// "start".
+	// "start", "gate".
 	Phase string
 	Err   error
 }

@@ -140,6 +140,27 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	defer r.closeAll()
 	ph.mark("start")
 
+	if spec.Gate != nil {
+		// The init waits for its config, so nothing of the command has
+		// run yet.
+		var gerr error
+		select {
+		case gerr = <-spec.Gate:
+		case <-ctx.Done():
+			gerr = ctx.Err()
+		}
+		ph.mark("gate")
+		if gerr != nil {
+			_ = c.Signal(unix.SIGKILL)
+			_, _ = r.proc.Wait()
+			return res, &SetupError{Phase: "gate", Err: gerr}
+		}
+	}
+	go func() {
+		_, _ = r.cfgW.Write(initConfig{Argv: spec.Argv, TTY: spec.TTY, Files: spec.Files}.encode())
+		r.cfgW.Close()
+	}()
+
 	r.wait(ctx, spec)
 	ph.mark("wait")
 	r.fill(&res)
@@ -162,6 +183,7 @@ type running struct {
 	c       *libcontainer.Container
 	proc    *libcontainer.Process
 	status  *os.File // read end of the init's status pipe
+	cfgW    *os.File // write end of the init's config pipe
 	master  *os.File // pty master, when TTY
 	copies  sync.WaitGroup
 	closers []io.Closer
@@ -246,10 +268,7 @@ func start(ctx context.Context, c *libcontainer.Container, s *Spec, ident identi
 		f.Close()
 	}
 
-	go func() {
-		_, _ = cfgW.Write(initConfig{Argv: s.Argv, TTY: s.TTY, Files: s.Files}.encode())
-		cfgW.Close()
-	}()
+	r.cfgW = cfgW
 	if consoleParent != nil {
 		m, err := recvFile(consoleParent)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -553,6 +554,75 @@ func TestRunSurvivesThreadExits(t *testing.T) {
 		if err != nil || res.ExitCode != 3 {
 			t.Fatalf("run %d: got exit %d, err %v (stderr %q), want exit 3", i, res.ExitCode, err, errb.String())
 		}
+	}
+}
+
+// TestRunGate: the command runs only after the gate yields nil; an error
+// from the gate, or ctx ending while it is closed, runs nothing.
+func TestRunGate(t *testing.T) {
+	needContainers(t)
+	t.Run("nil opens it", func(t *testing.T) {
+		ws := t.TempDir()
+		gate := make(chan error, 1)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			// Written just before the gate opens: a command that ran
+			// earlier would not find it.
+			if err := os.WriteFile(filepath.Join(ws, "opened"), []byte("yes\n"), 0o644); err != nil {
+				gate <- err
+				return
+			}
+			gate <- nil
+		}()
+		var out bytes.Buffer
+		res, err := Run(context.Background(), Spec{Argv: []string{"cat", "opened"}, Env: testEnv, Workspace: ws, Stdout: &out, Gate: gate})
+		if err != nil || res.ExitCode != 0 || out.String() != "yes\n" {
+			t.Errorf("got exit %d, err %v, output %q, want exit 0 and %q", res.ExitCode, err, out.String(), "yes\n")
+		}
+		var names []string
+		for _, p := range res.Phases {
+			names = append(names, p.Name)
+		}
+		if got, want := strings.Join(names, " "), "validate prepare create start gate wait destroy"; got != want {
+			t.Errorf("got phases %q, want %q", got, want)
+		}
+	})
+	refused := errors.New("audit log unavailable")
+	cancelled, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tests := []struct {
+		name       string
+		ctx        context.Context
+		send       error
+		wantErr    error
+		wantPhases string
+	}{
+		{"error refuses", context.Background(), refused, refused, "gate"},
+		// A slow start may see the cancellation before the gate does.
+		{"context ends first", cancelled, nil, context.Canceled, "start gate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws := t.TempDir()
+			gate := make(chan error, 1)
+			if tt.send != nil {
+				gate <- tt.send
+			} else {
+				go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+			}
+			var errb bytes.Buffer
+			res, err := Run(tt.ctx, Spec{Argv: []string{"touch", "ran"}, Env: testEnv, Workspace: ws, Stderr: &errb, Gate: gate})
+			var se *SetupError
+			if !errors.As(err, &se) || !slices.Contains(strings.Fields(tt.wantPhases), se.Phase) || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got err %v (exit %d), want a *SetupError for phase %s wrapping %v", err, res.ExitCode, tt.wantPhases, tt.wantErr)
+			}
+			if _, err := os.Lstat(filepath.Join(ws, "ran")); err == nil {
+				t.Errorf("the command ran although the gate refused")
+			}
+			if errb.Len() != 0 {
+				t.Errorf("got stderr %q, want none", errb.String())
+			}
+		})
 	}
 }
 

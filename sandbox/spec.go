@@ -87,6 +87,15 @@ type Spec struct {
 	// Signals are forwarded to the command (through the container's init,
 	// which passes them on to the whole foreground process group).
 	Signals <-chan os.Signal
+
+	// Gate, when set, holds the command back until it yields a value:
+	// the container is built meanwhile, but nothing of Argv runs (and
+	// Files are not written) before a nil arrives. A non-nil error, or ctx
+	// ending first, tears the container down and Run returns a
+	// *SetupError for phase "gate" wrapping it: nothing ran. It lets the
+	// caller finish work that must precede the command (a durable audit
+	// record) while the container is being set up; nil means no gate.
+	Gate <-chan error
 }
 
 // Mount is one extra bind mount.
