@@ -80,6 +80,9 @@ type Log struct {
 	// again.
 	lastCP []byte
 	lastSt treeState
+	// The tail this handle's last append left, reused by the next append
+	// when the log is still exactly as that append left it (see ownTail).
+	own *tail
 }
 
 // StateDir returns the default state directory:
@@ -372,17 +375,27 @@ func (l *Log) Append(ctx context.Context, r *Record) (Entry, error) {
 // tail is the verified end of the log that an append builds on.
 type tail struct {
 	st     treeState
-	bundle []byte // the open (partial) entry bundle, W entries
 	prev   string // "sha256:<hex>" of the last envelope, "" for an empty log
 	hashes *diskHashes
+	// bundleSize is the size of the open bundle file (0: none); after
+	// writeEntry, including the new entry.
+	bundleSize int64
+	// stamps, on a tail kept for the handle's next append, are the
+	// files its checks would read, as this append left them.
+	stamps []fileStamp
 }
 
 // loadTail reads the committed checkpoint, repairs an interrupted append
 // and checks the tail against the checkpoint root.
 func (l *Log) loadTail() (*tail, error) {
+	own := l.own
+	l.own = nil
 	st, err := l.committedState(true)
 	if err != nil {
 		return nil, err
+	}
+	if t := l.ownTail(own, st); t != nil {
+		return t, nil
 	}
 	t, extra, err := l.readTail(st)
 	if err != nil {
@@ -433,6 +446,74 @@ func (l *Log) loadTailAt(st treeState) (*tail, error) {
 		return nil, &VerifyError{Seq: st.size, File: bundlePath(st.size/tileWidth, int(st.size%tileWidth)), Reason: "unexpected record after repair", Err: ErrTampered}
 	}
 	return t, nil
+}
+
+// ownTail returns own, the tail this handle's previous append left, if
+// the log is still exactly as it left it: the committed checkpoint is the
+// one it wrote, the open bundle has the size it wrote, nothing was written
+// past it, and the witness is that checkpoint. Another appender, or one
+// that died, changes one of those. The append then skips re-reading the
+// bundle and rehashing the tiles it wrote itself; content changed in place
+// behind its back, at the same size, is left for Verify to find.
+func (l *Log) ownTail(own *tail, st treeState) *tail {
+	if own == nil || own.st.size != st.size || !bytes.Equal(own.st.raw, st.raw) {
+		return nil
+	}
+	B, W := st.size/tileWidth, int(st.size%tileWidth)
+	for _, f := range own.stamps {
+		if g, err := stampOf(f.path); err != nil || g != f {
+			return nil
+		}
+	}
+	if _, err := os.Lstat(l.path(filepath.Join(logDirName, bundlePath(B, W+1)))); !isNotExist(err) {
+		return nil
+	}
+	if w, err := os.ReadFile(l.witness); err != nil || !bytes.Equal(w, st.raw) {
+		return nil
+	}
+	return own
+}
+
+// fileStamp identifies a file's content without reading it: a write, a
+// truncation or a replacement changes the inode's ctime (which, unlike
+// mtime, cannot be set back by the file's owner), its size or its inode.
+type fileStamp struct {
+	path  string
+	ino   uint64
+	size  int64
+	ctime unix.Timespec
+}
+
+func stampOf(path string) (fileStamp, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return fileStamp{}, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fileStamp{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	return fileStamp{path: path, ino: st.Ino, size: st.Size, ctime: st.Ctim}, nil
+}
+
+// tailStamps stamps what an append's tail check reads for a log of size n:
+// the open bundle and the rightmost hash tile of every level, which hold
+// the last leaf hash and every hash the tree root is computed from.
+func (l *Log) tailStamps(n int64) ([]fileStamp, error) {
+	paths := []string{bundlePath(n/tileWidth, int(n%tileWidth))}
+	for level := 0; n>>(tileHeight*level) > 0; level++ {
+		cnt := n >> (tileHeight * level)
+		N := (cnt - 1) / tileWidth
+		paths = append(paths, hashTilePath(level, N, int(cnt-N*tileWidth)))
+	}
+	out := make([]fileStamp, 0, len(paths))
+	for _, p := range paths {
+		f, err := stampOf(l.path(filepath.Join(logDirName, p)))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // committedState returns the checkpoint in force. When an append died
@@ -598,7 +679,7 @@ func (l *Log) readTail(st treeState) (*tail, []byte, error) {
 		}
 	}
 	if W > 0 {
-		t.bundle = data[:entryEnd(entries)]
+		t.bundleSize = int64(entryEnd(entries))
 	}
 	// The last committed envelope: in this bundle, or the previous full one.
 	var last []byte
@@ -750,8 +831,18 @@ func (l *Log) appendLocked(r *Record, cosigner *logKey) (Entry, error) {
 		// key.rotate: the checkpoint covering it is the new key's first.
 		l.key = cosigner
 	}
-	if _, err := l.commit(t, env, ss); err != nil {
+	st, err := l.commit(t, env, ss)
+	if err != nil {
 		return Entry{}, err
+	}
+	if st.size%tileWidth != 0 {
+		// Keep the tail for the next append; start afresh with each
+		// bundle so that the hashes held in memory stay few.
+		if stamps, err := l.tailStamps(st.size); err == nil {
+			sum := sha256.Sum256(env)
+			t.hashes.size = st.size
+			l.own = &tail{st: st, prev: "sha256:" + hex.EncodeToString(sum[:]), hashes: t.hashes, bundleSize: t.bundleSize, stamps: stamps}
+		}
 	}
 	return Entry{Seq: r.Seq, ID: r.ID, LeafHash: hex.EncodeToString(func() []byte { h := tlog.RecordHash(env); return h[:] }())}, nil
 }
@@ -854,6 +945,7 @@ func (l *Log) writeEntry(t *tail, env []byte) (*syncSet, error) {
 		ss.close()
 		return nil, fmt.Errorf("writing entry: %w", err)
 	}
+	t.bundleSize += int64(len(rec))
 	if err := l.renameBundle(B, W, W+1); err != nil {
 		ss.close()
 		return nil, err
