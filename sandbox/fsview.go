@@ -95,6 +95,9 @@ type viewInput struct {
 	initPath  string // host path of the binary bind-mounted as the init
 	cacheDirs []string
 	tmpSize   int64
+	// idmapNS is a user namespace holding the idmapped mounts' mapping;
+	// empty lets libcontainer make one from the mapping itself.
+	idmapNS string
 }
 
 // planView turns the Spec into mounts. Every host path it binds was
@@ -136,7 +139,11 @@ func planView(in viewInput) (*view, error) {
 	add(&configs.Mount{Source: in.initPath, Destination: initPath, Device: "bind", Flags: unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV})
 
 	idmap := func(m *configs.Mount) *configs.Mount {
-		if !in.id.rootless {
+		switch {
+		case in.id.rootless:
+		case in.idmapNS != "":
+			m.IDMapping = &configs.MountIDMapping{UserNSPath: in.idmapNS}
+		default:
 			m.IDMapping = &configs.MountIDMapping{UIDMappings: in.id.mntUID, GIDMappings: in.id.mntGID}
 		}
 		return m

@@ -101,7 +101,15 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 		}
 		caches = append(caches, spec.CacheDir)
 	}
-	v, err := planView(viewInput{spec: spec, id: ident, initPath: self, cacheDirs: caches, tmpSize: lim.MemoryBytes})
+	var idmapNS string
+	if !ident.rootless {
+		// On failure libcontainer makes the namespace itself, slower.
+		if f, err := idmapUserns(ident.mntUID, ident.mntGID); err == nil {
+			defer f.Close()
+			idmapNS = fdPath(f)
+		}
+	}
+	v, err := planView(viewInput{spec: spec, id: ident, initPath: self, cacheDirs: caches, tmpSize: lim.MemoryBytes, idmapNS: idmapNS})
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
 	}
