@@ -61,6 +61,31 @@ func BenchmarkAppend(b *testing.B) {
 	reportLatencies(b, lat)
 }
 
+// BenchmarkAppendOpen measures what a command's start record costs in
+// agentexec, which opens the log afresh for every command: Open, one
+// Append that cannot build on a previous one of its handle, Close.
+func BenchmarkAppendOpen(b *testing.B) {
+	_, opts := newLog(b)
+	lat := make([]time.Duration, 0, b.N)
+	start := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		l, err := Open(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Append(context.Background(), sampleRecord()); err != nil {
+			b.Fatal(err)
+		}
+		l.Close()
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+	reportLatencies(b, lat)
+}
+
 // BenchmarkAppendConcurrent8 measures 8 writers with their own Log handle
 // (as 8 processes would have), contending for the file lock.
 func BenchmarkAppendConcurrent8(b *testing.B) {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,6 +81,10 @@ type Log struct {
 	// again.
 	lastCP []byte
 	lastSt treeState
+	// buf holds the open bundle while an append reads it (up to 16 MiB;
+	// typically a few hundred KiB): reused, so that no append allocates
+	// and clears a fresh one.
+	buf []byte
 	// The tail this handle's last append left, reused by the next append
 	// when the log is still exactly as that append left it (see ownTail).
 	own *tail
@@ -448,6 +453,41 @@ func (l *Log) loadTailAt(st treeState) (*tail, error) {
 	return t, nil
 }
 
+// readBundle reads a whole bundle file into l.buf, which stays valid
+// until the next call; callers hold l.mu.
+func (l *Log) readBundle(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	// One byte more than the size: a file that grew meanwhile is read to
+	// its end all the same.
+	n := int(fi.Size()) + 1
+	if cap(l.buf) < n {
+		l.buf = make([]byte, n+n/4)
+	}
+	buf := l.buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			l.buf = buf[:0]
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
 // ownTail returns own, the tail this handle's previous append left, if
 // the log is still exactly as it left it: the committed checkpoint is the
 // one it wrote, the open bundle has the size it wrote, nothing was written
@@ -633,7 +673,7 @@ func (l *Log) readTail(st treeState) (*tail, []byte, error) {
 			continue
 		}
 		p := bundlePath(B, w)
-		b, err := os.ReadFile(l.path(filepath.Join(logDirName, p)))
+		b, err := l.readBundle(l.path(filepath.Join(logDirName, p)))
 		if isNotExist(err) {
 			continue
 		}
