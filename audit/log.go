@@ -1062,8 +1062,8 @@ func mkdirAllSync(dir string) error {
 }
 
 // commit writes the hash tiles for the new entry and a checkpoint over the
-// new tree, and returns the new state. Tiles go to names no committed
-// checkpoint refers to; the checkpoint signature is the commit point (see
+// new tree, and returns the new state. Tiles grow past their committed
+// hashes (growTile); the checkpoint signature is the commit point (see
 // doc.go). ss holds the entry's own pending syncs.
 func (l *Log) commit(t *tail, env []byte, ss *syncSet) (treeState, error) {
 	defer ss.close()
