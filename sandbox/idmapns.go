@@ -6,32 +6,34 @@ package sandbox
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 // The child only holds its user namespace open until it is killed. It
 // starts with every signal blocked, so no Go signal handler ever runs in it,
-// and it calls nothing but pause.
+// and makes raw system calls only (none of which fails, so errno, which
+// it would share with the calling thread, is never written). If agentexec
+// dies first, so does it.
 static int agentexec_userns_hold(void *arg) {
-	(void)arg;
-	for (;;) pause();
+	pid_t parent = (pid_t)(long)arg;
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (syscall(SYS_getppid) != parent) syscall(SYS_exit, 0);
+	for (;;) syscall(SYS_pause);
 	return 0;
 }
 
 // agentexec_userns_child starts a process in a new user namespace and
-// returns its pid, or -errno.
-static int agentexec_userns_child(void) {
-	const size_t size = 64 * 1024;
-	char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED) return -errno;
+// returns its pid, or -errno. It shares this process's memory (CLONE_VM:
+// no page tables to copy or tear down) but touches only the stack given
+// here, which the caller unmaps after reaping it.
+static int agentexec_userns_child(void *stack, size_t size) {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int pid = clone(agentexec_userns_hold, stack + size, CLONE_NEWUSER | SIGCHLD, NULL);
+	int pid = clone(agentexec_userns_hold, (char *)stack + size, CLONE_VM | CLONE_NEWUSER | SIGCHLD, (void *)(long)getpid());
 	int err = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	// Without CLONE_VM the child has its own copy of the stack.
-	munmap(stack, size);
 	return pid < 0 ? -err : pid;
 }
 */
@@ -42,6 +44,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
@@ -56,8 +59,15 @@ import (
 // /proc/self/fd path is what the mounts name (libcontainer opens it in this
 // process).
 func idmapUserns(uidMap, gidMap []configs.IDMap) (*os.File, error) {
-	pid := int(C.agentexec_userns_child())
+	// Outside the Go heap: the child runs on it while Go's runtime does not
+	// know it exists.
+	stack, err := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_STACK)
+	if err != nil {
+		return nil, fmt.Errorf("starting the id-mapping namespace: %w", err)
+	}
+	pid := int(C.agentexec_userns_child(unsafe.Pointer(&stack[0]), C.size_t(len(stack))))
 	if pid < 0 {
+		_ = unix.Munmap(stack)
 		return nil, fmt.Errorf("starting the id-mapping namespace: %w", unix.Errno(-pid))
 	}
 	defer func() {
@@ -67,6 +77,7 @@ func idmapUserns(uidMap, gidMap []configs.IDMap) (*os.File, error) {
 				break
 			}
 		}
+		_ = unix.Munmap(stack)
 	}()
 	proc := "/proc/" + strconv.Itoa(pid)
 	// Root in the parent namespace may write both maps without denying

@@ -32,3 +32,16 @@ func TestIdmapUserns(t *testing.T) {
 		t.Errorf("got owner %d:%d through the idmapped mount, want %d:%d", st.Uid, st.Gid, want, hostBase+sandboxGID)
 	}
 }
+
+func BenchmarkIdmapUserns(b *testing.B) {
+	if skipContainers != "" {
+		b.Skip(skipContainers)
+	}
+	for b.Loop() {
+		f, err := idmapUserns(swapMap(0, sandboxUID), swapMap(0, sandboxGID))
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
