@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 )
 
 // Moving a process between cgroups (a write to cgroup.procs) takes the
@@ -23,12 +23,18 @@ import (
 // next attach finds the grace period passed and costs microseconds. Run
 // calls it first thing; a caller that knows a Run is coming calls it
 // sooner (before its policy decision and audit record), so that the wait
-// overlaps that work. Only the first call in a process does anything. It
-// changes nothing, so it is safe when no Run follows, and any error is
-// ignored: the attach then just waits.
-func Prewarm() { warmOnce.Do(func() { startWarm() }) }
+// overlaps that work. A call while an earlier one is still waiting does
+// nothing. It changes nothing, so it is safe when no Run follows, and any
+// error is ignored: the attach then just waits.
+func Prewarm() {
+	if !warming.CompareAndSwap(false, true) {
+		return
+	}
+	done := startWarm()
+	go func() { <-done; warming.Store(false) }()
+}
 
-var warmOnce sync.Once
+var warming atomic.Bool
 
 // startWarm does the write in the background; the channel is closed when
 // it is done.
