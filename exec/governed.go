@@ -87,6 +87,7 @@ func NewEngine(o Options) *Engine {
 		Audit:       g,
 		Network:     g.startNetwork,
 		Sandbox:     sandbox.Run,
+		GatedRunner: true,
 		Prepare:     g.prepare,
 	}
 	if !o.CI {

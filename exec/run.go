@@ -178,6 +178,9 @@ type Engine struct {
 	// Sandbox runs the command (step 5). nil: the host runner, which
 	// isolates nothing; Run then calls Warn("not sandboxed").
 	Sandbox Runner
+	// GatedRunner says Sandbox honours Spec.Gate, so the start record can
+	// be written while the container is built (sandbox.Run does).
+	GatedRunner bool
 	// Prepare, when set, completes the Spec before it runs (home, hidden
 	// paths, caches); it sees the decision.
 	Prepare func(spec *sandbox.Spec, d Decision)
@@ -253,6 +256,12 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 		res, err := execute(ctx, runHost, &req, spec, nil, e.Digest)
 		res.Sandboxed = true
 		return res, err
+	}
+
+	if e.Sandbox != nil && e.GatedRunner {
+		// Start the kernel's slow part of joining cgroups now, while the
+		// policy decides (sandbox.Prewarm).
+		sandbox.Prewarm()
 	}
 
 	// 1. Decide.
@@ -344,13 +353,31 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	facts.Sandbox = sandboxSummary(spec, d)
 
-	// 4. Audit: the start record is durable before anything runs.
+	// 4. Audit: the start record is durable before anything runs. With a
+	// runner that honours Spec.Gate, the container is built while the
+	// record is written, and the command itself waits for the gate, which
+	// opens only once the record is on disk.
 	var entry Entry
-	if e.Audit != nil {
+	var beginErr error
+	beginDone := make(chan struct{})
+	overlap := e.Audit != nil && e.GatedRunner && e.Sandbox != nil
+	switch {
+	case overlap:
+		gate := make(chan error, 1)
+		spec.Gate = gate
+		go func() {
+			defer close(beginDone)
+			entry, beginErr = e.Audit.Begin(ctx, &req, d, facts)
+			gate <- beginErr
+		}()
+	case e.Audit != nil:
+		close(beginDone)
 		if entry, err = e.Audit.Begin(ctx, &req, d, facts); err != nil {
 			closeNet()
 			return e.fail(errors.Join(&StepError{Step: "audit", Err: err}, revoke()))
 		}
+	default:
+		close(beginDone)
 	}
 
 	// 5. Run.
@@ -367,6 +394,11 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	res, runErr := execute(ctx, usage, &req, spec, needles, e.Digest || e.Audit != nil)
 	res.Sandboxed = sandboxed
 	closeNet()
+	<-beginDone
+	if beginErr != nil {
+		// The gate stayed shut: the command never ran.
+		return e.fail(errors.Join(&StepError{Step: "audit", Err: beginErr}, revoke()))
+	}
 
 	// 6. Revoke, then 7. record the end, whatever happened above.
 	revErr := revoke()

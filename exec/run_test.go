@@ -10,15 +10,23 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agentexec/agentexec/sandbox"
 )
 
 // trace records the order in which the pipeline calls its steps.
-type trace struct{ calls []string }
+type trace struct {
+	mu    sync.Mutex
+	calls []string
+}
 
-func (t *trace) add(s string) { t.calls = append(t.calls, s) }
+func (t *trace) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.calls = append(t.calls, s)
+}
 
 type fakeDecider struct {
 	t   *trace
@@ -320,4 +328,45 @@ func TestFailureAfterTheCommandKeepsItsStatus(t *testing.T) {
 	if !errors.Is(err, ErrCannotRun) || !res.Started || res.ExitCode != 3 {
 		t.Errorf("got %v, started %v, exit %d; want the audit error, started, and the command's 3", err, res.Started, res.ExitCode)
 	}
+}
+
+// gatedRunner stands in for sandbox.Run with a Gate: it "builds" at once,
+// then runs the command only when the gate opens.
+func gatedRunner(t *trace, ran *bool) Runner {
+	return func(_ context.Context, spec sandbox.Spec) (sandbox.Result, error) {
+		t.add("build")
+		if spec.Gate == nil {
+			return sandbox.Result{}, errors.New("no gate")
+		}
+		if err := <-spec.Gate; err != nil {
+			return sandbox.Result{}, &sandbox.SetupError{Phase: "gate", Err: err}
+		}
+		*ran = true
+		return sandbox.Result{ExitCode: 0}, nil
+	}
+}
+
+func TestEngineGateHoldsTheCommandUntilRecorded(t *testing.T) {
+	t.Run("recorded", func(t *testing.T) {
+		tr, ran := &trace{}, false
+		e := &Engine{Audit: fakeRecorder{t: tr}, Sandbox: gatedRunner(tr, &ran), GatedRunner: true}
+		res, err := e.Run(context.Background(), Request{Argv: []string{"true"}, Dir: "/"})
+		if err != nil || !ran || res.ExitCode != 0 {
+			t.Fatalf("got ran %v, exit %d, err %v; want the command run", ran, res.ExitCode, err)
+		}
+		if !slices.Contains(tr.calls, "begin") {
+			t.Errorf("got steps %q, want the start record written", tr.calls)
+		}
+	})
+	t.Run("record fails", func(t *testing.T) {
+		tr, ran := &trace{}, false
+		e := &Engine{Audit: fakeRecorder{t: tr, err: errors.New("disk full")}, Sandbox: gatedRunner(tr, &ran), GatedRunner: true}
+		res, err := e.Run(context.Background(), Request{Argv: []string{"true"}, Dir: "/"})
+		if ran {
+			t.Fatal("got the command run without its start record, want it held at the gate")
+		}
+		if !errors.Is(err, ErrCannotRun) || res.ExitCode != ExitCannotRun {
+			t.Errorf("got exit %d, err %v; want 125 and ErrCannotRun", res.ExitCode, err)
+		}
+	})
 }
