@@ -5,7 +5,7 @@ GO       ?= go
 TAGS     := seccomp
 BIN      := bin/agentexec
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 export PATH := /usr/local/go/bin:$(PATH)
 
