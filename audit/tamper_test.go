@@ -290,3 +290,54 @@ func TestIndependentCheck(t *testing.T) {
 	}
 	_ = base64.StdEncoding
 }
+
+// TestTamperFullBundle: Verify streams full bundles from disk; a fault in
+// one is still named by seq and file.
+func TestTamperFullBundle(t *testing.T) {
+	cases := []struct {
+		name     string
+		spoil    func(t *testing.T, path string)
+		wantSeq  int64
+		wantText string
+	}{
+		{"missing", func(t *testing.T, path string) { must(t, os.Remove(path)) }, 0, "missing or unreadable"},
+		{"record dropped", func(t *testing.T, path string) {
+			es := readEntries(t, path)
+			writeEntries(t, path, append(es[:5:5], es[6:]...))
+		}, 5, "seq is 6, want 5"},
+		{"record appended", func(t *testing.T, path string) {
+			es := readEntries(t, path)
+			writeEntries(t, path, append(es, es[0]))
+		}, 255, "want 256 records"},
+		{"torn", func(t *testing.T, path string) {
+			data, err := os.ReadFile(path)
+			must(t, err)
+			must(t, os.WriteFile(path, data[:len(data)-3], 0o600))
+		}, 255, "truncated record"},
+		{"signature", func(t *testing.T, path string) {
+			es := readEntries(t, path)
+			env, err := ParseEnvelope(es[200])
+			must(t, err)
+			env.Signatures[0].Sig[7] ^= 1
+			es[200], err = json.Marshal(env)
+			must(t, err)
+			writeEntries(t, path, es)
+		}, 200, "signature does not verify"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, opts := newLog(t)
+			appendN(t, l, tileWidth+3)
+			path := filepath.Join(opts.Dir, "log", bundlePath(0, tileWidth))
+			c.spoil(t, path)
+			_, err := Verify(opts)
+			var ve *VerifyError
+			if !errors.As(err, &ve) {
+				t.Fatalf("got %v, want a *VerifyError", err)
+			}
+			if ve.Seq != c.wantSeq || !strings.Contains(ve.File, "tile/entries/000") || !strings.Contains(err.Error(), c.wantText) {
+				t.Errorf("got seq %d, file %q, %q; want seq %d, the full bundle, %q", ve.Seq, ve.File, err, c.wantSeq, c.wantText)
+			}
+		})
+	}
+}

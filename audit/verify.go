@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -231,13 +232,12 @@ type minimalRecord struct {
 // checkOne checks entry i. A lone signature by a known key is queued on
 // that key's batch verifier in bv rather than checked here; the caller
 // flushes bv and records which entries failed.
-func (s *snapshot) checkOne(i int, bv map[string]*batchVerifier) checked {
+func (s *snapshot) checkOne(i int, e []byte, bv map[string]*batchVerifier) checked {
 	var c checked
-	e := s.entries[i]
 	c.sum = sha256.Sum256(e)
 	c.leaf = tlog.RecordHash(e)
 	fail := func(reason string, err error) checked {
-		c.err = &VerifyError{Seq: int64(i), File: s.files[i], Reason: reason, Err: err}
+		c.err = &VerifyError{Seq: int64(i), File: s.fileOf(int64(i)), Reason: reason, Err: err}
 		return c
 	}
 	env, err := ParseEnvelope(e)
@@ -307,7 +307,8 @@ func Verify(opts Options) (*VerifyReport, error) {
 	if err := s.loadWitness(opts); err != nil {
 		return nil, err
 	}
-	if err := s.loadEntries(0); err != nil {
+	// Only the open bundle is loaded here; verify streams the full ones.
+	if err := s.loadEntries(s.st.size / tileWidth * tileWidth); err != nil {
 		return nil, err
 	}
 	rep, err := s.verify(opts)
@@ -318,17 +319,27 @@ func Verify(opts Options) (*VerifyReport, error) {
 	return rep, nil
 }
 
+// fileOf names the bundle file that holds record seq: a full bundle, or
+// the open one loaded by loadEntries.
+func (s *snapshot) fileOf(seq int64) string {
+	if seq < s.base || len(s.files) == 0 {
+		return "log/" + bundlePath(seq/tileWidth, tileWidth)
+	}
+	return s.files[min(seq-s.base, int64(len(s.files)-1))]
+}
+
+// verify checks the full bundles, streamed from disk a bundle at a time on
+// every core, and the open bundle that loadEntries loaded, so that memory
+// stays small however long the log is.
 func (s *snapshot) verify(opts Options) (*VerifyReport, error) {
 	n := s.st.size
-	results := make([]checked, len(s.entries))
+	full := s.base / tileWidth
+	results := make([]checked, s.base+int64(len(s.entries)))
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
-	chunk := (len(s.entries) + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(s.entries))
-		if lo >= hi {
-			break
-		}
+	// Unit b < full is full bundle b; unit full is the open bundle.
+	var nextUnit atomic.Int64
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -337,15 +348,50 @@ func (s *snapshot) verify(opts Options) (*VerifyReport, error) {
 				// The signature is checked before the payload is decoded,
 				// so its failure is the one to report.
 				for _, id := range b.flush() {
-					results[id].err = &VerifyError{Seq: int64(id), File: s.files[id], Reason: "signature does not verify", Err: ErrTampered}
+					results[id].err = &VerifyError{Seq: int64(id), File: s.fileOf(int64(id)), Reason: "signature does not verify", Err: ErrTampered}
 				}
 			}
-			for i := lo; i < hi; i++ {
-				results[i] = s.checkOne(i, bv)
-				for _, b := range bv {
-					if b.full() {
-						flush(b)
+			check := func(first int64, entries [][]byte) {
+				for j, e := range entries {
+					i := int(first) + j
+					results[i] = s.checkOne(i, e, bv)
+					for _, b := range bv {
+						if b.full() {
+							flush(b)
+						}
 					}
+				}
+			}
+			for {
+				b := nextUnit.Add(1) - 1
+				if b > full {
+					break
+				}
+				if b == full {
+					check(s.base, s.entries)
+					continue
+				}
+				first := b * tileWidth
+				rel := "log/" + bundlePath(b, tileWidth)
+				data, err := os.ReadFile(s.path(rel))
+				if err != nil {
+					results[first].err = &VerifyError{Seq: first, File: rel, Reason: "entry bundle missing or unreadable: log truncated behind its checkpoint", Err: err}
+					continue
+				}
+				entries, used := parseBundlePrefix(data)
+				var bad *VerifyError
+				switch {
+				case used != len(data) && len(entries) < tileWidth:
+					bad = &VerifyError{Seq: first + int64(len(entries)), File: rel, Reason: "entry bundle has a truncated record", Err: ErrMalformed}
+				case len(entries) != tileWidth || used != len(data):
+					bad = &VerifyError{Seq: first + int64(min(len(entries), tileWidth-1)), File: rel, Reason: fmt.Sprintf("full entry bundle holds %d records and %d more bytes, want %d records: a record is missing or inserted", len(entries), len(data)-used, tileWidth), Err: ErrTampered}
+				}
+				if bad != nil {
+					entries = entries[:min(len(entries), int(bad.Seq-first))]
+				}
+				check(first, entries)
+				if bad != nil {
+					results[bad.Seq].err = bad
 				}
 			}
 			for _, b := range bv {
@@ -371,7 +417,7 @@ func (s *snapshot) verify(opts Options) (*VerifyReport, error) {
 			return nil, c.err
 		}
 		fail := func(reason string) (*VerifyReport, error) {
-			return nil, &VerifyError{Seq: int64(i), File: s.files[i], Reason: reason, Err: ErrTampered}
+			return nil, &VerifyError{Seq: int64(i), File: s.fileOf(int64(i)), Reason: reason, Err: ErrTampered}
 		}
 		if c.rec.Schema != Schema {
 			return fail(fmt.Sprintf("schema %q, want %q", c.rec.Schema, Schema))
@@ -418,7 +464,7 @@ func (s *snapshot) verify(opts Options) (*VerifyReport, error) {
 	}
 	if int64(len(results)-s.pending) < n {
 		i := len(results) - s.pending
-		return nil, &VerifyError{Seq: int64(i), File: s.files[max(i-1, 0)], Reason: fmt.Sprintf("log holds %d records, checkpoint covers %d: log truncated behind its checkpoint", i, n), Err: ErrTampered}
+		return nil, &VerifyError{Seq: int64(i), File: s.fileOf(int64(max(i-1, 0))), Reason: fmt.Sprintf("log holds %d records, checkpoint covers %d: log truncated behind its checkpoint", i, n), Err: ErrTampered}
 	}
 	if n == 0 {
 		if pin != "" && s.cpKey.fingerprint != pin {
