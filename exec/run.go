@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -452,26 +451,8 @@ func sandboxSummary(spec sandbox.Spec, d Decision) audit.Sandbox {
 	if spec.NetNS != "" {
 		s.Network = "proxy"
 		for _, g := range d.Network {
-			s.Egress = append(s.Egress, netGrantString(g))
+			s.Egress = append(s.Egress, g.String())
 		}
-	}
-	return s
-}
-
-func netGrantString(g policy.NetGrant) string {
-	switch {
-	case g.Any:
-		return "any:" + g.Name
-	case g.Registry != "":
-		return "registry:" + g.Registry
-	}
-	s := g.Host
-	if len(g.Ports) > 0 {
-		var ps []string
-		for _, p := range g.Ports {
-			ps = append(ps, strconv.Itoa(p))
-		}
-		s += ":" + strings.Join(ps, ",")
 	}
 	return s
 }

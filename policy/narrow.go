@@ -120,15 +120,7 @@ func subsetGrants(o, b *Grants) string {
 	return ""
 }
 
-func netString(n NetGrant) string {
-	switch {
-	case n.Any:
-		return "any (" + n.Name + ")"
-	case n.Registry != "":
-		return "registry " + n.Registry
-	}
-	return n.Host
-}
+func netString(n NetGrant) string { return n.String() }
 
 func portsOf(n NetGrant) []int {
 	if len(n.Ports) == 0 {

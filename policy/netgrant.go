@@ -197,3 +197,27 @@ func validHostname(s string) bool {
 	}
 	return true
 }
+
+// String is the grant as a person reads it: "any (NAME)", "registry NAME",
+// or the host with its ports and methods when the grant limits them
+// ("127.0.0.1:8080", "api.example.com:443 GET,HEAD").
+func (n NetGrant) String() string {
+	switch {
+	case n.Any:
+		return "any (" + n.Name + ")"
+	case n.Registry != "":
+		return "registry " + n.Registry
+	}
+	s := n.Host
+	if len(n.Ports) > 0 {
+		ps := make([]string, len(n.Ports))
+		for i, p := range n.Ports {
+			ps[i] = strconv.Itoa(p)
+		}
+		s += ":" + strings.Join(ps, ",")
+	}
+	if len(n.Methods) > 0 {
+		s += " " + strings.Join(n.Methods, ",")
+	}
+	return s
+}

@@ -189,14 +189,7 @@ func printGrants(w io.Writer, g *policy.Grants) {
 		parts = append(parts, "write "+p)
 	}
 	for _, n := range g.Network {
-		switch {
-		case n.Any:
-			parts = append(parts, "network any ("+n.Name+")")
-		case n.Registry != "":
-			parts = append(parts, "network registry "+n.Registry)
-		default:
-			parts = append(parts, "network "+n.Host)
-		}
+		parts = append(parts, "network "+n.String())
 	}
 	for _, c := range g.Credentials {
 		parts = append(parts, "credential "+c)
