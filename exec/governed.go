@@ -125,24 +125,31 @@ func (g *governor) policyFor(req *Request, ws string) (*policy.Policy, error) {
 	return p, nil
 }
 
-// workspaceOf is the workspace and working directory buildSpec uses.
-func workspaceOf(req *Request) (ws, dir string) {
+// workspaceOf is the Request's workspace and working directory: the
+// workspace defaults to the directory, the directory to the workspace, and
+// both to the current directory.
+func workspaceOf(req *Request) (ws, dir string, err error) {
 	ws, dir = req.Workspace, req.Dir
 	if ws == "" {
 		ws = dir
 	}
 	if ws == "" {
-		ws, _ = os.Getwd()
+		if ws, err = os.Getwd(); err != nil {
+			return "", "", err
+		}
 	}
 	if dir == "" {
 		dir = ws
 	}
-	return ws, dir
+	return ws, dir, nil
 }
 
 // Decide is step 1: the policy's verdict on every simple command.
 func (g *governor) Decide(_ context.Context, req *Request) (Decision, error) {
-	ws, dir := workspaceOf(req)
+	ws, dir, err := workspaceOf(req)
+	if err != nil {
+		return Decision{}, err
+	}
 	p, err := g.policyFor(req, ws)
 	if err != nil {
 		return Decision{}, err
@@ -232,7 +239,10 @@ func visibleInside(p string, spec *sandbox.Spec) bool {
 
 // Issue is step 3: every granted credential, from its provider, or none.
 func (g *governor) Issue(ctx context.Context, req *Request, names []string, recordID string) (Lease, error) {
-	ws, _ := workspaceOf(req)
+	ws, _, err := workspaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	p, err := g.policyFor(req, ws)
 	if err != nil {
 		return nil, err
@@ -529,7 +539,7 @@ func (g *governor) record(req *Request, d Decision, f *Facts, kind string) *audi
 		}
 		return s
 	}
-	ws, dir := workspaceOf(req)
+	ws, dir, _ := workspaceOf(req) // buildSpec already refused a Request without one
 	rec := &audit.Record{
 		Kind:      kind,
 		Agent:     audit.Agent{Name: req.Agent, Session: req.Session},

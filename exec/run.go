@@ -502,20 +502,9 @@ func buildSpec(req *Request) (sandbox.Spec, error) {
 			return sandbox.Spec{}, invalid("%q is not an absolute path", p)
 		}
 	}
-	ws := req.Workspace
-	if ws == "" {
-		ws = req.Dir
-	}
-	if ws == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return sandbox.Spec{}, invalid("no workspace: %v", err)
-		}
-		ws = wd
-	}
-	dir := req.Dir
-	if dir == "" {
-		dir = ws
+	ws, dir, err := workspaceOf(req)
+	if err != nil {
+		return sandbox.Spec{}, invalid("no workspace: %v", err)
 	}
 
 	env := append([]string{}, req.Env...)
