@@ -4,12 +4,9 @@
 # program directly. Interleaved runs, medians and p95, ratio to baseline.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-: "${AGENTEXEC_BIN:?}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/proctime" ./testdata/bench/proctime
+: "${AGENTEXEC_BIN:?}" "${PROCTIME:?set by testdata/bench/run}"
 n=${FRONTDOOR_RUNS:-300}
-"$tmp/proctime" -n "$n" -warmup 30 -names 'bash -c true,agentexec -c true' -- \
+"$PROCTIME" -n "$n" -warmup 30 -names 'bash -c true,agentexec -c true' -- \
   "$(command -v bash) -c true" "$AGENTEXEC_BIN -c true"
-"$tmp/proctime" -n "$n" -warmup 30 -names 'true,agentexec -- true' -- \
+"$PROCTIME" -n "$n" -warmup 30 -names 'true,agentexec -- true' -- \
   "$(command -v true)" "$AGENTEXEC_BIN -- true"

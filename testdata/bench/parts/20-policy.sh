@@ -7,10 +7,9 @@
 # medians and p95, ratio to the baseline.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-: "${AGENTEXEC_BIN:?}"
+: "${AGENTEXEC_BIN:?}" "${PROCTIME:?set by testdata/bench/run}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/proctime" ./testdata/bench/proctime
 
 # A policy with 1000 rules, the last of which decide the line. The
 # workspace is an empty directory outside it, so no workspace file applies.
@@ -32,7 +31,7 @@ n=${POLICY_RUNS:-200}
 # search at the empty directory so the built-in profile is what is timed.
 export XDG_CONFIG_HOME="$tmp/ws"
 cd "$tmp/ws"
-"$tmp/proctime" -n "$n" -warmup 20 \
+"$PROCTIME" -n "$n" -warmup 20 \
   -names 'bash -c true,agentexec version,policy check builtin,policy check 1000 rules' -- \
   "$(command -v bash) -c true" \
   "$AGENTEXEC_BIN version" \

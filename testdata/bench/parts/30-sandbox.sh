@@ -14,10 +14,9 @@
 # destroy) is BenchmarkRunTrue in the Go benchmark pass.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-: "${AGENTEXEC_BIN:?}"
+: "${AGENTEXEC_BIN:?}" "${PROCTIME:?set by testdata/bench/run}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/proctime" ./testdata/bench/proctime
 CGO_ENABLED=1 go build -tags seccomp -o "$tmp/sandboxrun" ./sandbox/internal/sandboxrun
 ws=$tmp/ws
 mkdir "$ws"
@@ -42,4 +41,4 @@ cmds+=("$tmp/sandboxrun $(command -v true)")
 cmds+=("$AGENTEXEC_BIN --workspace $ws -c true")
 
 cd "$ws"
-"$tmp/proctime" -n "$n" -warmup 20 -names "$names" -- "${cmds[@]}"
+"$PROCTIME" -n "$n" -warmup 20 -names "$names" -- "${cmds[@]}"

@@ -7,10 +7,9 @@
 # cred test - version - helper.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-: "${AGENTEXEC_BIN:?}"
+: "${AGENTEXEC_BIN:?}" "${PROCTIME:?set by testdata/bench/run}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/proctime" ./testdata/bench/proctime
 helper=$PWD/cred/testdata/exec-helper
 mkdir "$tmp/ws" "$tmp/helper"
 cat > "$tmp/policy.yaml" <<YAML
@@ -26,7 +25,7 @@ export HELPER_EXPIRES
 printf '#!/bin/sh\n%s issue </dev/null >/dev/null && %s revoke </dev/null\n' "$helper" "$helper" > "$tmp/pair"
 chmod 755 "$tmp/pair"
 n=${CRED_RUNS:-100}
-"$tmp/proctime" -n "$n" -warmup 10 -names 'agentexec version,helper issue+revoke,agentexec cred test' -- \
+"$PROCTIME" -n "$n" -warmup 10 -names 'agentexec version,helper issue+revoke,agentexec cred test' -- \
   "$AGENTEXEC_BIN version" \
   "$tmp/pair" \
   "$AGENTEXEC_BIN cred test --policy $tmp/policy.yaml --workspace $tmp/ws bench"

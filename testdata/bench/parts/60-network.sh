@@ -16,6 +16,7 @@ cd "$(dirname "$0")/../../.."
 bin=${AGENTEXEC_BIN:-bin/agentexec}
 skip() { echo "bench: network skipped: $*"; exit 0; }
 [ -x "$bin" ] || skip "no agentexec binary at $bin"
+: "${PROCTIME:?set by testdata/bench/run}"
 [ "$(id -u)" -eq 0 ] || skip "needs root for the test host's namespace"
 for t in ip curl python3; do command -v "$t" >/dev/null || skip "needs $t"; done
 
@@ -65,7 +66,7 @@ probe=$("$bin" --policy "$tmp/probe.yaml" -c 'printenv HTTPS_PROXY' 2>/dev/null 
 [ -n "$probe" ] || skip "this agentexec does not start the egress proxy for network grants yet"
 
 # proctime splits each command on blanks: `-c true` passes as two arguments.
-go run ./testdata/bench/proctime -n 100 -warmup 10 -names no-grant,network-grant -- \
+"$PROCTIME" -n 100 -warmup 10 -names no-grant,network-grant -- \
   "$bin --policy $tmp/none.yaml -c true" "$bin --policy $tmp/grant.yaml -c true"
 
 # The test host: a namespace with a python HTTP server behind a veth pair.
