@@ -54,25 +54,26 @@ func TestGitCredentialThroughAskpass(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, port, _ := strings.Cut(hostport, ":")
-	pol := e.policy(fmt.Sprintf(`version: 1
+	// The same rule with and without the credential grant.
+	policyFor := func(withCred bool) string {
+		creds, grant := "", ""
+		if withCred {
+			creds = fmt.Sprintf("credentials:\n  - {name: repo, provider: git-credential, protocol: http, host: %q, helper: %q, short_lived: false}\n", hostport, "store --file="+store)
+			grant = "\n      credentials: [repo]"
+		}
+		return e.policy(fmt.Sprintf(`version: 1
 default: deny
-credentials:
-  - name: repo
-    provider: git-credential
-    protocol: http
-    host: %q
-    helper: %q
-    short_lived: false
-rules:
+%srules:
   - id: git-ls-remote
     verdict: allow
     program: git
     args: [ls-remote]
     reason: reads the remote's refs
     grants:
-      network: [{host: 127.0.0.1, ports: [%s]}]
-      credentials: [repo]
-`, hostport, "store --file="+store, port))
+      network: [{host: 127.0.0.1, ports: [%s]}]%s
+`, creds, port, grant))
+	}
+	pol := policyFor(true)
 
 	r := e.run("--policy", pol, "-c", "git ls-remote "+srv.URL+"/repo.git")
 	if r.code != 0 || !strings.Contains(r.stdout, "refs/heads/main") {
@@ -92,17 +93,7 @@ rules:
 
 	// Without the credential the same remote refuses git, which cannot
 	// prompt: the sandbox has no terminal and agentexec no askpass for it.
-	pol = e.policy(fmt.Sprintf(`version: 1
-default: deny
-rules:
-  - id: git-ls-remote
-    verdict: allow
-    program: git
-    args: [ls-remote]
-    reason: reads the remote's refs
-    grants:
-      network: [{host: 127.0.0.1, ports: [%s]}]
-`, port))
+	pol = policyFor(false)
 	before := authed.Load()
 	r = e.run("--policy", pol, "-c", "git ls-remote "+srv.URL+"/repo.git")
 	if r.code == 0 || authed.Load() != before {
