@@ -47,7 +47,7 @@ func signEnvelope(payload []byte, keys ...*logKey) ([]byte, error) {
 	env := Envelope{Payload: payload, PayloadType: PayloadType}
 	msg := pae(PayloadType, payload)
 	for _, k := range keys {
-		env.Signatures = append(env.Signatures, Signature{KeyID: k.fingerprint, Sig: ed25519.Sign(k.priv, msg)})
+		env.Signatures = append(env.Signatures, Signature{KeyID: k.fingerprint, Sig: sign(k.priv, msg)})
 	}
 	return json.Marshal(env)
 }

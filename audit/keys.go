@@ -66,7 +66,7 @@ type noteSigner struct {
 
 func (s *noteSigner) Name() string                    { return s.name }
 func (s *noteSigner) KeyHash() uint32                 { return s.hash }
-func (s *noteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.priv, msg), nil }
+func (s *noteSigner) Sign(msg []byte) ([]byte, error) { return sign(s.priv, msg), nil }
 
 // noteKeyHash is the C2SP key ID: SHA-256(name || 0x0A || 0x01 || pubkey)[:4].
 func noteKeyHash(name string, pub ed25519.PublicKey) uint32 {
@@ -82,11 +82,11 @@ func (k *logKey) noteSigner(origin string) note.Signer {
 }
 
 func (k *logKey) noteVerifier(origin string) (note.Verifier, error) {
-	vkey, err := note.NewEd25519VerifierKey(origin, k.pub)
-	if err != nil {
+	// NewEd25519VerifierKey is called for its checks of the name.
+	if _, err := note.NewEd25519VerifierKey(origin, k.pub); err != nil {
 		return nil, err
 	}
-	return note.NewVerifier(vkey)
+	return &noteVerifier{name: origin, hash: noteKeyHash(origin, k.pub), pub: k.pub}, nil
 }
 
 // checkPrivate fails closed unless path is a regular file owned by us with

@@ -45,7 +45,7 @@ type sshsigBlob struct {
 
 // sshsigSign returns an armored SSHSIG over msg.
 func sshsigSign(k *logKey, namespace string, msg []byte) ([]byte, error) {
-	signer, err := ssh.NewSignerFromKey(k.priv)
+	signer, err := ssh.NewSignerFromSigner(edSigner(k.priv))
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,10 +22,22 @@ var providerKeys = map[string][]string{
 	"file":                   {"file", "env", "file_env"},
 }
 
-var (
-	credNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
+// The name checks are plain loops rather than package-level regexps:
+// compiling those ran in every agentexec process (and in the sandbox's
+// init, the same binary) whether or not a policy was ever loaded.
+
+// isID reports whether s matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, the
+// shape of rule ids and credential names, and isEnvName whether it
+// matches ^[A-Za-z_][A-Za-z0-9_]*$.
+func isID(s string) bool {
+	return s != "" && len(s) <= 64 && strings.IndexByte(alnum, s[0]) >= 0 && strings.Trim(s, alnum+"._-") == ""
+}
+
+func isEnvName(s string) bool {
+	return s != "" && (s[0] < '0' || s[0] > '9') && strings.Trim(s, alnum+"_") == ""
+}
+
+const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // forbiddenDelivery are variables a credential may not be delivered as:
 // each changes what programs run or how the shell behaves.
@@ -49,7 +60,7 @@ func (d *decoder) credential(n *yaml.Node) (Credential, error) {
 		switch key {
 		case "name":
 			c.Name, err = d.str(v, key)
-			if err == nil && !credNameRE.MatchString(c.Name) {
+			if err == nil && !isID(c.Name) {
 				err = d.errf(v, key, "credential name %q must be 1-64 letters, digits, '.', '_' or '-'", c.Name)
 			}
 		case "provider":
@@ -78,7 +89,7 @@ func (d *decoder) credential(n *yaml.Node) (Credential, error) {
 			c.Helper, err = d.str(v, key)
 		case "var":
 			c.Var, err = d.str(v, key)
-			if err == nil && !envNameRE.MatchString(c.Var) {
+			if err == nil && !isEnvName(c.Var) {
 				err = d.errf(v, key, "var %q is not a valid variable name", c.Var)
 			}
 		case "file":
@@ -180,7 +191,7 @@ func hostOnly(h string) string {
 }
 
 func (d *decoder) deliveryVar(n *yaml.Node, key, name string) error {
-	if !envNameRE.MatchString(name) {
+	if !isEnvName(name) {
 		return d.errf(n, key, "%s %q is not a valid variable name", key, name)
 	}
 	if forbiddenDelivery(name) {

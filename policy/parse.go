@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -392,13 +393,14 @@ func decodeFile(name string, data []byte) (*file, error) {
 	return f, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// yamlLineRE is compiled on the first malformed file, not at start-up.
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // yamlError turns the YAML library's message into FILE:LINE: MSG.
 func yamlError(name string, err error) *LoadError {
 	msg := oneLine(err)
 	e := &LoadError{File: name, Msg: "malformed YAML: " + strings.TrimPrefix(msg, "yaml: "), Err: err}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = "malformed YAML: " + m[2]
 	}
@@ -414,8 +416,6 @@ func oneLine(err error) string {
 	msg, _, _ := strings.Cut(err.Error(), "\n")
 	return msg
 }
-
-var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // builtinIDs are rule ids the decision itself uses; a policy may not reuse
 // them, so a rule id in a denial always means one thing.
@@ -434,7 +434,7 @@ func (d *decoder) rule(n *yaml.Node) (*Rule, map[string]bool, error) {
 		switch key {
 		case "id":
 			r.ID, err = d.str(v, key)
-			if err == nil && !idRE.MatchString(r.ID) {
+			if err == nil && !isID(r.ID) {
 				err = d.errf(v, key, "rule id %q must be 1-64 letters, digits, '.', '_' or '-'", r.ID)
 			}
 			if err == nil && builtinIDs[r.ID] {
