@@ -359,16 +359,26 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	var entry Entry
 	var beginErr error
 	beginDone := make(chan struct{})
+	launch := func() {}
 	overlap := e.Audit != nil && e.GatedRunner && e.Sandbox != nil
 	switch {
 	case overlap:
 		gate := make(chan error, 1)
 		spec.Gate = gate
-		go func() {
-			defer close(beginDone)
-			entry, beginErr = e.Audit.Begin(ctx, &req, d, facts)
-			gate <- beginErr
-		}()
+		// The record is begun when the runner is called, not here: until
+		// then execute sets up the terminal and signal handling, and the
+		// runtime's first signal.Notify waits for a goroutine of its own,
+		// which would queue behind the record's signing.
+		var once sync.Once
+		launch = func() {
+			once.Do(func() {
+				go func() {
+					defer close(beginDone)
+					entry, beginErr = e.Audit.Begin(ctx, &req, d, facts)
+					gate <- beginErr
+				}()
+			})
+		}
 	case e.Audit != nil:
 		close(beginDone)
 		if entry, err = e.Audit.Begin(ctx, &req, d, facts); err != nil {
@@ -386,6 +396,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 		e.warn("not sandboxed")
 	}
 	usage := func(ctx context.Context, s sandbox.Spec) (sandbox.Result, error) {
+		launch()
 		r, err := runner(ctx, s)
 		facts.Usage = r
 		return r, err
@@ -393,6 +404,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	res, runErr := execute(ctx, usage, &req, spec, needles, e.Digest || e.Audit != nil)
 	res.Sandboxed = sandboxed
 	closeNet()
+	// execute may fail before it calls the runner (the terminal): the start
+	// record is still written, so that the end record has one.
+	launch()
 	<-beginDone
 	if beginErr != nil {
 		// The gate stayed shut: the command never ran.

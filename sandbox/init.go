@@ -23,3 +23,10 @@ func MaybeInit() {
 		libcontainer.Init() // never returns
 	}
 }
+
+// libcontainer's re-exec is taken over in this package's own init as well
+// as from main: Go initialises a package after everything it imports, so
+// at this point packages only agentexec's front end needs (SSH, HTTP, the
+// CLI, the policy parser) may not have run their initialisers yet, and the
+// container's init does not pay for them.
+func init() { MaybeInit() }
