@@ -77,6 +77,7 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
 	}
+	defer dirs.release()
 	sweepOnce(dirs)
 	id := newID()
 	rootfs, err := makeRootfs(dirs.rootfs, id, ident)

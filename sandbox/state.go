@@ -20,6 +20,16 @@ type dirs struct {
 	base   string // 0711: the rootfs below must be reachable from inside
 	state  string // libcontainer state, 0700
 	rootfs string // per-container skeleton roots
+	// lock is base, open and share-locked for as long as a container
+	// lives in it (runtimeTmpfs); nil for a non-root caller.
+	lock *os.File
+}
+
+// release drops the share lock stateDirs took.
+func (d dirs) release() {
+	if d.lock != nil {
+		d.lock.Close()
+	}
 }
 
 // StateRoot is where a root caller's container state lives. A non-root
@@ -43,15 +53,83 @@ func stateDirs(ident identity) (dirs, error) {
 		}
 	}
 	d := dirs{base: base, state: filepath.Join(base, "containers"), rootfs: filepath.Join(base, "rootfs")}
+	if err := ownedDir(d.base, 0o711); err != nil {
+		return d, err
+	}
+	if !ident.rootless {
+		lock, err := runtimeTmpfs(d)
+		if err != nil {
+			return d, err
+		}
+		d.lock = lock
+	}
 	for _, p := range []struct {
 		path string
 		mode os.FileMode
 	}{{d.base, 0o711}, {d.state, 0o700}, {d.rootfs, 0o711}} {
 		if err := ownedDir(p.path, p.mode); err != nil {
+			d.release()
 			return d, err
 		}
 	}
 	return d, nil
+}
+
+// runtimeTmpfsOpts is the tmpfs runtimeTmpfs mounts: a state directory
+// holds directories, symlinks and one small JSON file per container.
+const runtimeTmpfsOpts = "mode=0711,size=64m"
+
+// runtimeTmpfs makes sure a root caller's state directory is a tmpfs, and
+// returns it share-locked. Every container creates a skeleton root with a
+// mount point for each of its mounts, a state directory and a state file,
+// and removes them all again: on a journalling file system (a host whose
+// /run is not a tmpfs, as in many containers and minimal VMs) that costs
+// more than a millisecond a command. On such a host the first run that
+// finds no other run in progress mounts a tmpfs over the directory; it
+// stays until reboot, as /run itself would on most hosts.
+//
+// Every run holds a shared flock on the directory while its container
+// exists, and the mount needs an exclusive one, taken without waiting: a
+// tmpfs is never mounted over the state of a container that is still
+// running, and a run that cannot mount (busy, or not allowed) just uses
+// the disk.
+func runtimeTmpfs(d dirs) (*os.File, error) {
+	f, err := os.Open(d.base)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", d.base, err)
+	}
+	if !onTmpfs(f) && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		if !onTmpfsPath(d.base) {
+			// Runs killed before they cleaned up left their state here; it
+			// is about to be hidden, so it goes first.
+			sweep(d)
+			_ = unix.Mount("tmpfs", d.base, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, runtimeTmpfsOpts)
+		}
+		f.Close()
+		// Reopened: after a mount, the path names the tmpfs.
+		if f, err = os.Open(d.base); err != nil {
+			return nil, fmt.Errorf("opening %s: %w", d.base, err)
+		}
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", d.base, err)
+	}
+	return f, nil
+}
+
+func onTmpfs(f *os.File) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && isTmpfs(st)
+}
+
+func onTmpfsPath(p string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(p, &st) == nil && isTmpfs(st)
+}
+
+func isTmpfs(st unix.Statfs_t) bool {
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
 }
 
 // ownedDir makes sure p is a real directory owned by us with mode, so that

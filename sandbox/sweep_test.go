@@ -29,6 +29,7 @@ func TestSweepAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer d.release()
 	var id string
 	waitFor(t, func() bool {
 		ents, _ := os.ReadDir(d.state)
