@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -26,7 +27,12 @@ import (
 // overlaps that work. A call while an earlier one is still waiting does
 // nothing. It changes nothing, so it is safe when no Run follows, and any
 // error is ignored: the attach then just waits.
+//
+// It also starts, in the background, the one other part of a Run that does
+// not depend on its Spec: the user namespace that holds the idmapped
+// mounts' mapping (idmapUserns, a clone and two map writes).
 func Prewarm() {
+	prewarmIdmap()
 	if !warming.CompareAndSwap(false, true) {
 		return
 	}
@@ -35,6 +41,52 @@ func Prewarm() {
 }
 
 var warming atomic.Bool
+
+// idmapReady is the id-mapping user namespace Prewarm started, if any,
+// for the next Run to take.
+var idmapReady struct {
+	sync.Mutex
+	ch chan idmapResult
+}
+
+type idmapResult struct {
+	f   *os.File
+	err error
+}
+
+// prewarmIdmap starts one id-mapping namespace for the next Run, unless one
+// is already waiting; a caller that is not root needs none.
+func prewarmIdmap() {
+	ident := currentIdentity()
+	if ident.rootless {
+		return
+	}
+	idmapReady.Lock()
+	defer idmapReady.Unlock()
+	if idmapReady.ch != nil {
+		return
+	}
+	ch := make(chan idmapResult, 1)
+	idmapReady.ch = ch
+	go func() {
+		f, err := idmapUserns(ident.mntUID, ident.mntGID)
+		ch <- idmapResult{f, err}
+	}()
+}
+
+// takeIdmap returns the namespace Prewarm started (waiting for it if it is
+// still being made) or makes one.
+func takeIdmap(ident identity) (*os.File, error) {
+	idmapReady.Lock()
+	ch := idmapReady.ch
+	idmapReady.ch = nil
+	idmapReady.Unlock()
+	if ch != nil {
+		r := <-ch
+		return r.f, r.err
+	}
+	return idmapUserns(ident.mntUID, ident.mntGID)
+}
 
 // startWarm does the write in the background; the channel is closed when
 // it is done.

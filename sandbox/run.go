@@ -78,7 +78,11 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 		return res, &SetupError{Phase: "prepare", Err: err}
 	}
 	defer dirs.release()
-	sweepOnce(dirs)
+	// What killed runs left is swept while this one is set up; ids are
+	// unique, and a live owner's container is never touched.
+	swept := make(chan struct{})
+	go func() { defer close(swept); sweepOnce(dirs) }()
+	defer func() { <-swept }()
 	id := newID()
 	rootfs, err := makeRootfs(dirs.rootfs, id, ident)
 	if err != nil {
@@ -105,7 +109,7 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	var idmapNS string
 	if !ident.rootless {
 		// On failure libcontainer makes the namespace itself, slower.
-		if f, err := idmapUserns(ident.mntUID, ident.mntGID); err == nil {
+		if f, err := takeIdmap(ident); err == nil {
 			defer f.Close()
 			idmapNS = fdPath(f)
 		}
