@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentexec/agentexec/internal/ttyio"
+	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"github.com/sirupsen/logrus"
@@ -51,15 +52,57 @@ const outputDrain = 2 * time.Second
 // host cannot provide a required isolation. Once the command has started
 // its outcome is in Result and err is nil.
 func Run(ctx context.Context, s Spec) (res Result, err error) {
-	// The container's init gets ParentDeathSignal when the OS thread that
-	// forked it exits, not the process (go.dev/issue/27505), and a
-	// goroutine that locks its thread and returns ends that thread
-	// (libcontainer's mount thread does). Keeping this goroutine on one
-	// locked thread until the container is destroyed makes the forking
-	// thread one that no other goroutine can run on or end.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	cgroupHandleOnce.Do(openCgroupHandle)
+	var panicked any
+	onOwnThread(func() {
+		defer func() { panicked = recover() }()
+		res, err = run(ctx, s)
+	})
+	if panicked != nil {
+		panic(panicked)
+	}
+	return res, err
+}
 
+// onOwnThread runs f on a goroutine locked to an OS thread that ends with
+// it, and waits. The container's init gets ParentDeathSignal when the
+// thread that forked it exits, not the process (go.dev/issue/27505), so
+// the forking thread must be one no other goroutine can run on or end; and
+// for a root caller the thread has the container's view mounted in a
+// mount namespace of its own (rootfs.go), which no other goroutine may
+// ever see. The process's main thread is never used: a goroutine cannot
+// end it (the runtime keeps it, wedged), and /proc/self is its view.
+func onOwnThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// Holding the main thread makes the next goroutine take another.
+			onOwnThread(f)
+			runtime.UnlockOSThread()
+			return
+		}
+		f()
+	}()
+	<-done
+}
+
+var cgroupHandleOnce sync.Once
+
+// openCgroupHandle has the cgroup library open the descriptor of
+// /sys/fs/cgroup it keeps for the life of the process, here, in the host's
+// mount namespace. Opened first from one of Run's threads, it would belong
+// to that thread's private namespace (rootfs.go), and once the thread ended
+// the library would take it for a remounted cgroupfs and fail every later
+// lookup of a missing file, which it otherwise tolerates.
+func openCgroupHandle() {
+	if f, err := cgroups.OpenFile(cgroupFS, "cgroup.procs", os.O_RDONLY); err == nil {
+		f.Close()
+	}
+}
+
+func run(ctx context.Context, s Spec) (res Result, err error) {
 	t0 := time.Now()
 	ph := phaseClock{last: t0}
 	defer func() { res.Phases = ph.list; res.Duration = time.Since(t0) }()
@@ -88,7 +131,7 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
 	}
-	defer os.RemoveAll(rootfs)
+	defer removeRootfs(rootfs, ident)
 
 	lim := effectiveLimits(spec.Limits)
 	cgPath, err := cgroupPath(ident, id, spec.Limits)
@@ -106,20 +149,30 @@ func Run(ctx context.Context, s Spec) (res Result, err error) {
 		}
 		caches = append(caches, spec.CacheDir)
 	}
+	var userns *os.File
 	var idmapNS string
 	if !ident.rootless {
-		// On failure libcontainer makes the namespace itself, slower.
-		if f, err := takeIdmap(ident); err == nil {
-			defer f.Close()
-			idmapNS = fdPath(f)
+		if userns, err = takeIdmap(ident); err != nil {
+			return res, &SetupError{Phase: "prepare", Err: err}
 		}
+		defer userns.Close()
+		idmapNS = fdPath(userns)
 	}
 	v, err := planView(viewInput{spec: spec, id: ident, initPath: self, cacheDirs: caches, tmpSize: lim.MemoryBytes, idmapNS: idmapNS})
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
 	}
-	for name, target := range v.symlinks {
-		if err := os.Symlink(target, filepath.Join(rootfs, name)); err != nil {
+	if ident.rootless {
+		for name, target := range v.symlinks {
+			if err := os.Symlink(target, filepath.Join(rootfs, name)); err != nil {
+				return res, &SetupError{Phase: "prepare", Err: err}
+			}
+		}
+	} else {
+		if err := privateMountNS(); err != nil {
+			return res, &SetupError{Phase: "prepare", Err: err}
+		}
+		if v.mounts, err = buildRoot(rootfs, v, int(ident.uidMap[0].HostID), userns); err != nil {
 			return res, &SetupError{Phase: "prepare", Err: err}
 		}
 	}

@@ -171,6 +171,21 @@ func makeRootfs(parent, id string, ident identity) (string, error) {
 	return p, nil
 }
 
+// removeRootfs removes a container's skeleton root. For a root caller it
+// is the mount point of the container's view in the calling thread's
+// mount namespace (rootfs.go): that is detached first, and the directory
+// is only ever rmdir'ed, never removed recursively, which through a mount
+// still attached would delete the workspace itself. A directory that is
+// not empty stays for the sweep, which sees it from the host's namespace.
+func removeRootfs(p string, ident identity) {
+	if ident.rootless {
+		_ = os.RemoveAll(p)
+		return
+	}
+	_ = unix.Unmount(p, unix.MNT_DETACH)
+	_ = unix.Rmdir(p)
+}
+
 // cgroupPath chooses the container's cgroup. Root gets its own group under
 // cgroupParent. A non-root caller needs a subtree delegated to it
 // (agentexec-uUID, writable in the memory and pids hierarchies, see

@@ -1,0 +1,106 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer/configs"
+)
+
+// The container's view is mounted in a namespace of Run's own thread: the
+// host never sees those mounts, not even while the command runs, and
+// after Run the skeleton root is gone while everything that was bound into
+// it (the workspace above all) is intact.
+func TestRunViewNeverOnTheHost(t *testing.T) {
+	needContainers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the view is built outside the container only for a root caller")
+	}
+	ws := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ws, "keep"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := stateDirs(currentIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.release()
+	started := filepath.Join(ws, "started")
+	errc := make(chan error, 1)
+	var out bytes.Buffer
+	go func() {
+		_, err := Run(context.Background(), Spec{
+			Argv:      []string{"/bin/sh", "-c", "touch started; sleep 0.5; cat keep"},
+			Env:       testEnv,
+			Workspace: ws,
+			Timeout:   time.Minute,
+			Stdout:    &out,
+		})
+		errc <- err
+	}()
+	waitFor(t, func() bool { _, err := os.Stat(started); return err == nil })
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if strings.Contains(line, d.rootfs+"/") {
+			t.Errorf("a container mount is visible on the host: %s", line)
+		}
+	}
+	prefix := "ae-" + strconv.Itoa(os.Getpid()) + "-"
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "data" {
+		t.Errorf("the command read %q from the workspace, want %q", out.String(), "data")
+	}
+	if b, err := os.ReadFile(filepath.Join(ws, "keep")); err != nil || string(b) != "data" {
+		t.Fatalf("the workspace file after Run: %q, %v", b, err)
+	}
+	ents, _ := os.ReadDir(d.rootfs)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			t.Errorf("skeleton root %s left behind", e.Name())
+		}
+	}
+}
+
+func TestTmpfsOptionsTranslateIDs(t *testing.T) {
+	got, err := tmpfsOptions("mode=755,size=65536k,uid=1000,gid=1000", hostBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"mode": "755", "size": "65536k", "uid": strconv.Itoa(hostBase + 1000), "gid": strconv.Itoa(hostBase + 1000)}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	got, _ = tmpfsOptions("mode=1777", hostBase)
+	if got["uid"] != strconv.Itoa(hostBase) || got["gid"] != strconv.Itoa(hostBase) {
+		t.Errorf("a tmpfs without an owner belongs to %s:%s, want the container's root", got["uid"], got["gid"])
+	}
+	for _, bad := range []string{"uid=70000", "uid=-1", "nr_inodes"} {
+		if _, err := tmpfsOptions(bad, hostBase); err == nil {
+			t.Errorf("tmpfsOptions(%q) accepted", bad)
+		}
+	}
+}
+
+func TestKernelMount(t *testing.T) {
+	for dest, want := range map[string]bool{
+		"/proc": true, "/dev": true, "/dev/pts": true, "/dev/shm": true, "/proc/sys": true,
+		"/usr": false, "/devices": false, "/tmp": false, "/run/agentexec/init": false,
+	} {
+		if got := kernelMount(&configs.Mount{Destination: dest}); got != want {
+			t.Errorf("kernelMount(%s) = %v, want %v", dest, got, want)
+		}
+	}
+}
