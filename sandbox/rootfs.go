@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,9 +26,9 @@ import (
 // even the rest of agentexec, and it goes away with that thread (Run's
 // goroutine ends without unlocking it). The container's init inherits the
 // namespace, copies the whole tree into its own (runc's recursive bind of
-// the rootfs), adds what needs the container's own namespaces (/proc, and
-// /dev with its devices, devpts and shm), makes the root read-only and
-// pivots into it. Every mount is made through file descriptors (open_tree,
+// the rootfs), mounts /proc (which needs the container's pid namespace),
+// makes the root read-only and pivots into it. /dev, with its device nodes,
+// devpts and shm, is made here too. Every mount is made through file descriptors (open_tree,
 // fsmount, mount_setattr, move_mount), every target is looked up with
 // openat2 RESOLVE_IN_ROOT so that a symlink inside a bound directory
 // cannot send a mount outside the new root, and a bind's flags and id
@@ -35,11 +36,10 @@ import (
 // caller cannot make mount namespaces and keeps libcontainer's way.
 
 // kernelMount reports whether libcontainer makes m inside the container:
-// /proc needs the container's pid namespace, /dev is laid out with its
-// device nodes, devpts and shm.
+// /proc needs the container's pid namespace.
 func kernelMount(m *configs.Mount) bool {
 	d := filepath.Clean(m.Destination)
-	return d == "/proc" || d == "/dev" || strings.HasPrefix(d, "/proc/") || strings.HasPrefix(d, "/dev/")
+	return d == "/proc" || strings.HasPrefix(d, "/proc/")
 }
 
 // privateMountNS gives the calling thread a mount namespace of its own, a
@@ -81,12 +81,13 @@ func buildRoot(rootfs string, v *view, owner int, userns *os.File) ([]*configs.M
 		_ = unix.Fchownat(b.root, name, owner, owner, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	var rest []*configs.Mount
+	dev := false
 	for _, m := range v.mounts {
 		if kernelMount(m) {
-			if d := filepath.Clean(m.Destination); d == "/proc" || d == "/dev" {
-				fd, err := b.mountpoint(d, false)
+			if filepath.Clean(m.Destination) == "/proc" {
+				fd, err := b.mountpoint("/proc", false)
 				if err != nil {
-					return nil, fmt.Errorf("creating %s: %w", d, err)
+					return nil, fmt.Errorf("creating /proc: %w", err)
 				}
 				unix.Close(fd)
 			}
@@ -96,8 +97,52 @@ func buildRoot(rootfs string, v *view, owner int, userns *os.File) ([]*configs.M
 		if err := b.mount(m); err != nil {
 			return nil, fmt.Errorf("mounting %s: %w", m.Destination, err)
 		}
+		dev = dev || filepath.Clean(m.Destination) == "/dev"
+	}
+	if dev {
+		if err := b.devices(); err != nil {
+			return nil, fmt.Errorf("populating /dev: %w", err)
+		}
+		// A bind at /dev tells libcontainer's init that /dev is made:
+		// it only binds the finished tree onto itself.
+		rest = append(rest, &configs.Mount{Source: filepath.Join(rootfs, "dev"), Destination: "/dev", Device: "bind", Flags: unix.MS_BIND | unix.MS_REC})
 	}
 	return rest, nil
+}
+
+// devices fills /dev as libcontainer's init would in a user namespace:
+// the host's device nodes libcontainer allows, bound onto empty files
+// (a user namespace cannot mknod), and the usual symlinks.
+func (b *rootBuilder) devices() error {
+	for _, d := range specconv.AllowedDevices {
+		if d.Path == "" {
+			continue
+		}
+		if err := b.mount(&configs.Mount{Source: d.Path, Destination: d.Path, Device: "bind", Flags: unix.MS_BIND}); err != nil {
+			return err
+		}
+	}
+	links := [][2]string{
+		{"/proc/self/fd", "dev/fd"}, {"/proc/self/fd/0", "dev/stdin"},
+		{"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"},
+		{"pts/ptmx", "dev/ptmx"},
+	}
+	if _, err := os.Stat("/proc/kcore"); err == nil {
+		links = append(links, [2]string{"/proc/kcore", "dev/core"})
+	}
+	devFD, err := unix.Openat2(b.root, "dev", &inRoot)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(devFD)
+	for _, l := range links {
+		name := strings.TrimPrefix(l[1], "dev/")
+		if err := unix.Symlinkat(l[0], devFD, name); err != nil {
+			return fmt.Errorf("/dev/%s: %w", name, err)
+		}
+		_ = unix.Fchownat(devFD, name, b.owner, b.owner, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return nil
 }
 
 type rootBuilder struct {
@@ -116,7 +161,25 @@ func (b *rootBuilder) mount(m *configs.Mount) error {
 		if err != nil {
 			return err
 		}
-		if src, err = newTmpfs(opts, -1, mountAttrs(m.Flags)); err != nil {
+		if src, err = newFS("tmpfs", opts, nil, mountAttrs(m.Flags)); err != nil {
+			return err
+		}
+	case "devpts":
+		// A fresh instance (every devpts mount is one), whose ptmx the
+		// container's users may open.
+		opts, flags := map[string]string{}, []string(nil)
+		for _, kv := range strings.Split(m.Data, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				if k == "uid" || k == "gid" {
+					return fmt.Errorf("devpts option %q not supported outside the container", kv)
+				}
+				opts[k] = v
+			} else if kv != "" && kv != "newinstance" {
+				flags = append(flags, kv)
+			}
+		}
+		var err error
+		if src, err = newFS("devpts", opts, flags, mountAttrs(m.Flags)); err != nil {
 			return err
 		}
 	case "bind":
@@ -219,33 +282,38 @@ func (b *rootBuilder) mountpoint(dest string, file bool) (int, error) {
 	return parent, nil
 }
 
-// newTmpfs makes a detached tmpfs with options opts (owned by owner's uid
-// and gid unless owner is negative or opts names them) and mount
-// attributes attrs, and returns its mount descriptor.
+// newTmpfs makes a detached tmpfs with options opts, its root owned by
+// owner's uid and gid, and mount attributes attrs, and returns its mount
+// descriptor.
 func newTmpfs(opts map[string]string, owner int, attrs int) (int, error) {
-	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	opts["uid"], opts["gid"] = strconv.Itoa(owner), strconv.Itoa(owner)
+	return newFS("tmpfs", opts, nil, attrs)
+}
+
+// newFS makes a detached mount of a fresh file system of type fstype, with
+// options opts and flag options flags, and returns its mount descriptor.
+func newFS(fstype string, opts map[string]string, flags []string, attrs int) (int, error) {
+	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
+		return -1, fmt.Errorf("fsopen %s: %w", fstype, err)
 	}
 	defer unix.Close(fs)
-	if owner >= 0 {
-		for _, k := range []string{"uid", "gid"} {
-			if _, ok := opts[k]; !ok {
-				opts[k] = strconv.Itoa(owner)
-			}
-		}
-	}
 	for k, v := range opts {
 		if err := unix.FsconfigSetString(fs, k, v); err != nil {
-			return -1, fmt.Errorf("tmpfs option %s=%s: %w", k, v, err)
+			return -1, fmt.Errorf("%s option %s=%s: %w", fstype, k, v, err)
+		}
+	}
+	for _, f := range flags {
+		if err := unix.FsconfigSetFlag(fs, f); err != nil {
+			return -1, fmt.Errorf("%s option %s: %w", fstype, f, err)
 		}
 	}
 	if err := unix.FsconfigCreate(fs); err != nil {
-		return -1, fmt.Errorf("creating a tmpfs: %w", err)
+		return -1, fmt.Errorf("creating a %s: %w", fstype, err)
 	}
 	mfd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, attrs)
 	if err != nil {
-		return -1, fmt.Errorf("fsmount tmpfs: %w", err)
+		return -1, fmt.Errorf("fsmount %s: %w", fstype, err)
 	}
 	return mfd, nil
 }

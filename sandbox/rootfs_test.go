@@ -96,11 +96,36 @@ func TestTmpfsOptionsTranslateIDs(t *testing.T) {
 
 func TestKernelMount(t *testing.T) {
 	for dest, want := range map[string]bool{
-		"/proc": true, "/dev": true, "/dev/pts": true, "/dev/shm": true, "/proc/sys": true,
-		"/usr": false, "/devices": false, "/tmp": false, "/run/agentexec/init": false,
+		"/proc": true, "/proc/sys": true,
+		"/dev": false, "/dev/pts": false, "/usr": false, "/tmp": false, "/run/agentexec/init": false,
 	} {
 		if got := kernelMount(&configs.Mount{Destination: dest}); got != want {
 			t.Errorf("kernelMount(%s) = %v, want %v", dest, got, want)
 		}
+	}
+}
+
+// /dev, made outside the container, works as libcontainer's would: the
+// allowed device nodes, a private devpts whose ptmx the sandbox user can
+// open, a writable shm, the usual links; and no other host device.
+func TestRunDev(t *testing.T) {
+	needContainers(t)
+	script := `set -e
+echo x > /dev/null
+test "$(head -c 3 /dev/zero | od -An -c | tr -d ' ')" = '\0\0\0'
+head -c 16 /dev/urandom | wc -c
+echo shm > /dev/shm/f && cat /dev/shm/f
+readlink /dev/ptmx /dev/fd /dev/stdin
+python3 -c 'import os, pty; m, s = pty.openpty(); print(os.ttyname(s))'
+ls /dev/pts | wc -l
+for d in /dev/sda /dev/vda /dev/mem /dev/kmsg /dev/console; do test -e $d && echo "host device $d"; done
+true`
+	res, out, errOut := sh(t, Spec{}, script)
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, out, errOut)
+	}
+	want := "16\nshm\npts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/dev/pts/0\n"
+	if !strings.HasPrefix(out, want) || strings.Contains(out, "host device") {
+		t.Errorf("stdout:\n%s\nwant it to start with:\n%s", out, want)
 	}
 }
