@@ -28,11 +28,13 @@ import (
 // nothing. It changes nothing, so it is safe when no Run follows, and any
 // error is ignored: the attach then just waits.
 //
-// It also starts, in the background, the one other part of a Run that does
-// not depend on its Spec: the user namespace that holds the idmapped
-// mounts' mapping (idmapUserns, a clone and two map writes).
+// It also starts, in the background, the other parts of a Run that do not
+// depend on its Spec: the user namespace that holds the idmapped mounts'
+// mapping (idmapUserns, a clone and two map writes), and the next
+// container's cgroups (makeCgroups).
 func Prewarm() {
 	prewarmIdmap()
+	prewarmCgroups()
 	if !warming.CompareAndSwap(false, true) {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentexec/agentexec/internal/ttyio"
 	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"github.com/sirupsen/logrus"
@@ -88,6 +89,79 @@ func onOwnThread(f func()) {
 	<-done
 }
 
+// cgroupsReady is the container id Prewarm chose and the groups it is
+// making for it, for the next Run to take.
+var cgroupsReady struct {
+	sync.Mutex
+	id   string
+	made chan []string
+}
+
+// prewarmCgroups chooses the next container's id and starts making its
+// cgroups, unless that is already under way; only for a root caller, whose
+// group does not depend on the Spec. If no Run follows (a denied command),
+// the empty groups stay until this process ends and the next sweep.
+func prewarmCgroups() {
+	ident := currentIdentity()
+	if ident.rootless {
+		return
+	}
+	cgroupsReady.Lock()
+	defer cgroupsReady.Unlock()
+	if cgroupsReady.made != nil {
+		return
+	}
+	id := newID()
+	path, err := cgroupPath(ident, id, Limits{})
+	if err != nil {
+		return
+	}
+	ch := make(chan []string, 1)
+	cgroupsReady.id, cgroupsReady.made = id, ch
+	cg := cgroupConfig(id, path, false, effectiveLimits(Limits{}))
+	go func() { ch <- makeCgroups(cg) }()
+}
+
+// takeCgroups returns the id and groups Prewarm prepared, or a fresh id and
+// a nil channel.
+func takeCgroups(ident identity) (string, chan []string) {
+	if ident.rootless {
+		return newID(), nil
+	}
+	cgroupsReady.Lock()
+	defer cgroupsReady.Unlock()
+	id, ch := cgroupsReady.id, cgroupsReady.made
+	cgroupsReady.id, cgroupsReady.made = "", nil
+	if ch == nil {
+		return newID(), nil
+	}
+	return id, ch
+}
+
+// makeCgroups creates, ahead of libcontainer, the container's group in
+// every hierarchy libcontainer will put it in, and returns those it made.
+// Creating a group (a memory one above all) costs tens of microseconds per
+// hierarchy, a dozen hierarchies on a cgroup v1 host, and finding where
+// each hierarchy is mounted more; done ahead (from Prewarm, while the policy
+// decides) it overlaps other work, and libcontainer, finding the groups,
+// only joins them. Run removes them if libcontainer never takes them over.
+func makeCgroups(cg *cgroups.Cgroup) []string {
+	if cg.Path == "" {
+		return nil
+	}
+	m, err := manager.New(cg)
+	if err != nil {
+		return nil
+	}
+	var made []string
+	for _, p := range m.GetPaths() {
+		if os.Mkdir(p, 0o755) == nil {
+			made = append(made, p)
+		}
+	}
+	return made
+}
+
 var cgroupHandleOnce sync.Once
 
 // openCgroupHandle has the cgroup library open the descriptor of
@@ -126,7 +200,9 @@ func run(ctx context.Context, s Spec) (res Result, err error) {
 	swept := make(chan struct{})
 	go func() { defer close(swept); sweepOnce(dirs) }()
 	defer func() { <-swept }()
-	id := newID()
+	// The id, and the container's cgroups made ahead (makeCgroups), come
+	// from Prewarm when it ran.
+	id, cgMade := takeCgroups(ident)
 	rootfs, err := makeRootfs(dirs.rootfs, id, ident)
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
@@ -137,6 +213,11 @@ func run(ctx context.Context, s Spec) (res Result, err error) {
 	cgPath, err := cgroupPath(ident, id, spec.Limits)
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
+	}
+	cg := cgroupConfig(id, cgPath, ident.rootless, lim)
+	if cgMade == nil {
+		cgMade = make(chan []string, 1)
+		go func() { cgMade <- makeCgroups(cg) }()
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -176,11 +257,18 @@ func run(ctx context.Context, s Spec) (res Result, err error) {
 			return res, &SetupError{Phase: "prepare", Err: err}
 		}
 	}
-	cfg := buildConfig(id, rootfs, spec, ident, v, lim, cgroupConfig(id, cgPath, ident.rootless, lim))
+	cfg := buildConfig(id, rootfs, spec, ident, v, lim, cg)
 	ph.mark("prepare")
 
 	c, err := libcontainer.Create(dirs.state, id, cfg)
+	// libcontainer takes over the groups made ahead (they are its own
+	// paths); they must all exist before it starts, or a late one would
+	// outlive its Destroy.
+	made := <-cgMade
 	if err != nil {
+		for _, p := range made {
+			_ = unix.Rmdir(p)
+		}
 		return res, &SetupError{Phase: "create", Err: err}
 	}
 	defer func() {

@@ -104,9 +104,14 @@ rules:
 	})
 
 	t.Run("around the proxy", func(t *testing.T) {
+		// -f: the proxy listens on a port of its own choosing in the
+		// sandbox's namespace, which can be the number of a host server's
+		// port; a direct request that lands on it gets an error status,
+		// and must count as a failure too (the hit counts below say that
+		// no server was reached).
 		for _, line := range []string{
-			"curl --noproxy '*' -sS --max-time 10 " + granted.URL + "/",
-			"curl --noproxy '*' -sS --max-time 10 " + other.URL + "/",
+			"curl --noproxy '*' -fsS --max-time 10 " + granted.URL + "/",
+			"curl --noproxy '*' -fsS --max-time 10 " + other.URL + "/",
 		} {
 			r := e.run("--policy", pol, "-c", line)
 			if r.code == 0 {
