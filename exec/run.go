@@ -401,8 +401,20 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 		facts.Usage = r
 		return r, err
 	}
+	spec.DeferTeardown = true
 	res, runErr := execute(ctx, usage, &req, spec, needles, e.Digest || e.Audit != nil)
 	res.Sandboxed = sandboxed
+	// The container is torn down while the credentials are revoked and the
+	// end is recorded (Spec.DeferTeardown); it is gone before Run returns.
+	// A failed tear-down is agentexec's own failure, reported after the
+	// record of the command's outcome.
+	torn := make(chan error, 1)
+	if td := facts.Usage.Teardown; td != nil {
+		facts.Usage.Teardown = nil
+		go func() { torn <- td() }()
+	} else {
+		torn <- nil
+	}
 	closeNet()
 	// execute may fail before it calls the runner (the terminal): the start
 	// record is still written, so that the end record has one.
@@ -410,7 +422,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	<-beginDone
 	if beginErr != nil {
 		// The gate stayed shut: the command never ran.
-		return e.fail(errors.Join(&StepError{Step: "audit", Err: beginErr}, revoke()))
+		return e.fail(errors.Join(&StepError{Step: "audit", Err: beginErr}, revoke(), <-torn))
 	}
 
 	// 6. Revoke, then 7. record the end, whatever happened above.
@@ -424,7 +436,11 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 	if needles != nil {
 		needles.Destroy()
 	}
-	return res, errors.Join(runErr, revErr, endErr)
+	tdErr := <-torn
+	if tdErr != nil && runErr == nil && res.ExitCode == 0 {
+		res.ExitCode = ExitCode(tdErr)
+	}
+	return res, errors.Join(runErr, revErr, endErr, tdErr)
 }
 
 // deny records a refusal and returns it. A refusal that cannot be recorded

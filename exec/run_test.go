@@ -370,3 +370,37 @@ func TestEngineGateHoldsTheCommandUntilRecorded(t *testing.T) {
 		}
 	})
 }
+
+// A runner that leaves the tear-down to its caller (Spec.DeferTeardown)
+// has it called before Run returns, beside the end record; a failed
+// tear-down is Run's error and the exit code of a command that succeeded.
+func TestEngineTearsDownBeforeReturning(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		tr := &trace{}
+		var asked, torn bool
+		runner := func(_ context.Context, spec sandbox.Spec) (sandbox.Result, error) {
+			asked = spec.DeferTeardown
+			return sandbox.Result{Teardown: func() error {
+				torn = true
+				if fail {
+					return &sandbox.SetupError{Phase: "destroy", Err: errors.New("cgroup busy")}
+				}
+				return nil
+			}}, nil
+		}
+		e := &Engine{Audit: fakeRecorder{t: tr}, Sandbox: runner}
+		res, err := e.Run(context.Background(), Request{Argv: []string{"true"}, Dir: "/"})
+		if !asked || !torn {
+			t.Fatalf("fail=%v: DeferTeardown asked %v, Teardown called %v; want both", fail, asked, torn)
+		}
+		if !slices.Contains(tr.calls, "end "+hex.EncodeToString(func() []byte { s := sha256.Sum256(nil); return s[:] }())[:8]) {
+			t.Errorf("fail=%v: got steps %q, want the end recorded", fail, tr.calls)
+		}
+		if fail && (err == nil || res.ExitCode != ExitCannotRun) {
+			t.Errorf("a failed tear-down: got exit %d, err %v; want 125 and the error", res.ExitCode, err)
+		}
+		if !fail && (err != nil || res.ExitCode != 0) {
+			t.Errorf("got exit %d, err %v; want 0, nil", res.ExitCode, err)
+		}
+	}
+}

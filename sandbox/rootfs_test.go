@@ -129,3 +129,49 @@ true`
 		t.Errorf("stdout:\n%s\nwant it to start with:\n%s", out, want)
 	}
 }
+
+// With DeferTeardown, Run returns once the command is done and the
+// container is still there; Teardown removes it.
+func TestRunDeferTeardown(t *testing.T) {
+	needContainers(t)
+	ws := t.TempDir()
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Spec{
+		Argv: []string{"/bin/sh", "-c", "echo done; touch .envrc; exit 4"}, Env: testEnv,
+		Workspace: ws, Timeout: time.Minute, Stdout: &out, DeferTeardown: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 4 || out.String() != "done\n" || res.Teardown == nil {
+		t.Fatalf("got exit %d, output %q, Teardown set %v; want 4, done, set", res.ExitCode, out.String(), res.Teardown != nil)
+	}
+	d, err := stateDirs(currentIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.release()
+	prefix := "ae-" + strconv.Itoa(os.Getpid()) + "-"
+	ours := func() int {
+		n := 0
+		ents, _ := os.ReadDir(d.state)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	if ours() != 1 {
+		t.Fatalf("before Teardown: %d container state dirs of this process, want 1", ours())
+	}
+	if err := res.Teardown(); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	if ours() != 0 {
+		t.Error("the container's state is still there after Teardown")
+	}
+	if _, err := os.Stat(filepath.Join(ws, ".envrc")); err == nil {
+		t.Error("the planted .envrc is still there after Teardown")
+	}
+}

@@ -46,23 +46,52 @@ const outputDrain = 2 * time.Second
 // Run runs s.Argv in a fresh container and tears the container down before
 // it returns, whatever happens: normal exit, ctx cancellation or s.Timeout
 // (SIGTERM to the command's process group, KillGrace, then SIGKILL to every
-// process in the container), or a panic in the caller's goroutine while Run
-// is on the stack.
+// process in the container), or a panic while Run is on the stack. With
+// s.DeferTeardown, a command that ran to its end leaves the tear-down to
+// Result.Teardown.
 //
 // A *SetupError means nothing ran; errors.Is(err, ErrUnsupported) means the
 // host cannot provide a required isolation. Once the command has started
 // its outcome is in Result and err is nil.
-func Run(ctx context.Context, s Spec) (res Result, err error) {
+func Run(ctx context.Context, s Spec) (Result, error) {
 	cgroupHandleOnce.Do(openCgroupHandle)
-	var panicked any
-	onOwnThread(func() {
-		defer func() { panicked = recover() }()
-		res, err = run(ctx, s)
-	})
-	if panicked != nil {
-		panic(panicked)
+	type outcome struct {
+		res      Result
+		err      error
+		panicked any
 	}
-	return res, err
+	finished := make(chan outcome, 1)
+	early := make(chan Result, 1)
+	release := make(chan struct{})
+	handoff := func(res Result) {
+		early <- res
+		<-release
+	}
+	go onOwnThread(func() {
+		var o outcome
+		defer func() {
+			o.panicked = recover()
+			finished <- o
+		}()
+		o.res, o.err = run(ctx, s, handoff)
+	})
+	select {
+	case res := <-early:
+		res.Teardown = func() error {
+			close(release)
+			o := <-finished
+			if o.panicked != nil {
+				panic(o.panicked)
+			}
+			return o.err
+		}
+		return res, nil
+	case o := <-finished:
+		if o.panicked != nil {
+			panic(o.panicked)
+		}
+		return o.res, o.err
+	}
 }
 
 // onOwnThread runs f on a goroutine locked to an OS thread that ends with
@@ -176,7 +205,7 @@ func openCgroupHandle() {
 	}
 }
 
-func run(ctx context.Context, s Spec) (res Result, err error) {
+func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err error) {
 	t0 := time.Now()
 	ph := phaseClock{last: t0}
 	defer func() { res.Phases = ph.list; res.Duration = time.Since(t0) }()
@@ -318,6 +347,14 @@ func run(ctx context.Context, s Spec) (res Result, err error) {
 	r.wait(ctx, spec)
 	ph.mark("wait")
 	r.fill(&res)
+	if spec.DeferTeardown {
+		// The caller gets the result now and the deferred tear-down below
+		// runs when it calls Result.Teardown.
+		out := res
+		out.Phases = append([]Phase(nil), ph.list...)
+		out.Duration = time.Since(t0)
+		handoff(out)
+	}
 	return res, nil
 }
 

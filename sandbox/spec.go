@@ -96,6 +96,16 @@ type Spec struct {
 	// caller finish work that must precede the command (a durable audit
 	// record) while the container is being set up; nil means no gate.
 	Gate <-chan error
+
+	// DeferTeardown makes Run return as soon as the command has exited and
+	// its output is drained, with Result.Teardown set: the caller must
+	// call it, and it tears the container down and returns what Run would
+	// otherwise have returned for that step (a *SetupError for phase
+	// "destroy"). A caller with its own work to do after the command (the
+	// end of the audit record) does it meanwhile. Removed and the destroy
+	// phase are known only to Teardown. Zero: Run tears down before it
+	// returns.
+	DeferTeardown bool
 }
 
 // Mount is one extra bind mount.
@@ -136,6 +146,8 @@ type Result struct {
 	// Phases are how long each step of running the container took, for
 	// benchmarks and the audit record.
 	Phases []Phase
+	// Teardown is set when Spec.DeferTeardown was: see there.
+	Teardown func() error
 }
 
 // Phase is one timed step.
