@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/agentexec/agentexec/internal/netns"
 )
 
 // Moving a process between cgroups (a write to cgroup.procs) takes the
@@ -30,11 +32,15 @@ import (
 //
 // It also starts, in the background, the other parts of a Run that do not
 // depend on its Spec: the user namespace that holds the idmapped mounts'
-// mapping (idmapUserns, a clone and two map writes), and the next
-// container's cgroups (makeCgroups).
+// mapping (idmapUserns, a clone and two map writes), the next container's
+// cgroups (makeCgroups), and its network namespace with loopback up
+// (internal/netns): creating a network namespace is among the dearest
+// steps of a container's start, and the container's init would otherwise
+// do it, then bring loopback up over netlink, on the way to the command.
 func Prewarm() {
 	prewarmIdmap()
 	prewarmCgroups()
+	prewarmNetns()
 	if !warming.CompareAndSwap(false, true) {
 		return
 	}
@@ -145,4 +151,47 @@ func ownProcsFile() string {
 		}
 	}
 	return ""
+}
+
+// netnsReady is the loopback-only network namespace Prewarm started, for
+// the next Run without a namespace of its own (Spec.NetNS) to take.
+var netnsReady struct {
+	sync.Mutex
+	ch chan *os.File
+}
+
+// prewarmNetns starts one network namespace for the next Run, unless one is
+// already waiting; a caller that is not root cannot make one outside a
+// user namespace.
+func prewarmNetns() {
+	if currentIdentity().rootless {
+		return
+	}
+	netnsReady.Lock()
+	defer netnsReady.Unlock()
+	if netnsReady.ch != nil {
+		return
+	}
+	ch := make(chan *os.File, 1)
+	netnsReady.ch = ch
+	go func() {
+		f, err := netns.New(nil)
+		if err != nil {
+			f = nil
+		}
+		ch <- f
+	}()
+}
+
+// takeNetns returns the namespace Prewarm started (waiting for it if it is
+// still being made), or nil: the container's init then makes one itself.
+func takeNetns() *os.File {
+	netnsReady.Lock()
+	ch := netnsReady.ch
+	netnsReady.ch = nil
+	netnsReady.Unlock()
+	if ch == nil {
+		return nil
+	}
+	return <-ch
 }

@@ -175,3 +175,26 @@ func TestRunDeferTeardown(t *testing.T) {
 		t.Error("the planted .envrc is still there after Teardown")
 	}
 }
+
+// Every Run gets a network namespace of its own, with only loopback, up:
+// a namespace Prewarm made ahead is never handed to two containers.
+func TestRunOwnNetworkNamespace(t *testing.T) {
+	needContainers(t)
+	host, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{host: true}
+	for i := 0; i < 3; i++ {
+		Prewarm()
+		_, out, _ := sh(t, Spec{}, "readlink /proc/self/ns/net; cat /sys/class/net/*/operstate 2>/dev/null | wc -l; grep -c : /proc/net/dev; python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(); print(\"lo-ok\")'")
+		lines := strings.Fields(out)
+		if len(lines) != 4 || lines[2] != "1" || lines[3] != "lo-ok" {
+			t.Fatalf("run %d: got %q; want the namespace, one interface and a working loopback", i, out)
+		}
+		if seen[lines[0]] {
+			t.Fatalf("run %d: network namespace %s was used before (by the host or an earlier run)", i, lines[0])
+		}
+		seen[lines[0]] = true
+	}
+}

@@ -218,6 +218,14 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		return res, &SetupError{Phase: "validate", Err: err}
 	}
 	ph.mark("validate")
+	if spec.NetNS == "" && !ident.rootless {
+		// A namespace Prewarm made (loopback only, like the one the init
+		// would make); it stays open until the container is gone.
+		if f := takeNetns(); f != nil {
+			defer f.Close()
+			spec.NetNS = fdPath(f)
+		}
+	}
 
 	dirs, err := stateDirs(ident)
 	if err != nil {
