@@ -7,10 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-
-	"github.com/agentexec/agentexec/internal/netns"
 )
 
 // Moving a process between cgroups (a write to cgroup.procs) takes the
@@ -38,9 +35,7 @@ import (
 // steps of a container's start, and the container's init would otherwise
 // do it, then bring loopback up over netlink, on the way to the command.
 func Prewarm() {
-	prewarmIdmap()
-	prewarmCgroups()
-	prewarmNetns()
+	prewarmAhead()
 	if !warming.CompareAndSwap(false, true) {
 		return
 	}
@@ -49,52 +44,6 @@ func Prewarm() {
 }
 
 var warming atomic.Bool
-
-// idmapReady is the id-mapping user namespace Prewarm started, if any,
-// for the next Run to take.
-var idmapReady struct {
-	sync.Mutex
-	ch chan idmapResult
-}
-
-type idmapResult struct {
-	f   *os.File
-	err error
-}
-
-// prewarmIdmap starts one id-mapping namespace for the next Run, unless one
-// is already waiting; a caller that is not root needs none.
-func prewarmIdmap() {
-	ident := currentIdentity()
-	if ident.rootless {
-		return
-	}
-	idmapReady.Lock()
-	defer idmapReady.Unlock()
-	if idmapReady.ch != nil {
-		return
-	}
-	ch := make(chan idmapResult, 1)
-	idmapReady.ch = ch
-	go func() {
-		f, err := idmapUserns(ident.mntUID, ident.mntGID)
-		ch <- idmapResult{f, err}
-	}()
-}
-
-// takeIdmap returns the namespace Prewarm started (waiting for it if it is
-// still being made) or makes one.
-func takeIdmap(ident identity) (*os.File, error) {
-	idmapReady.Lock()
-	ch := idmapReady.ch
-	idmapReady.ch = nil
-	idmapReady.Unlock()
-	if ch != nil {
-		r := <-ch
-		return r.f, r.err
-	}
-	return idmapUserns(ident.mntUID, ident.mntGID)
-}
 
 // startWarm does the write in the background; the channel is closed when
 // it is done.
@@ -151,47 +100,4 @@ func ownProcsFile() string {
 		}
 	}
 	return ""
-}
-
-// netnsReady is the loopback-only network namespace Prewarm started, for
-// the next Run without a namespace of its own (Spec.NetNS) to take.
-var netnsReady struct {
-	sync.Mutex
-	ch chan *os.File
-}
-
-// prewarmNetns starts one network namespace for the next Run, unless one is
-// already waiting; a caller that is not root cannot make one outside a
-// user namespace.
-func prewarmNetns() {
-	if currentIdentity().rootless {
-		return
-	}
-	netnsReady.Lock()
-	defer netnsReady.Unlock()
-	if netnsReady.ch != nil {
-		return
-	}
-	ch := make(chan *os.File, 1)
-	netnsReady.ch = ch
-	go func() {
-		f, err := netns.New(nil)
-		if err != nil {
-			f = nil
-		}
-		ch <- f
-	}()
-}
-
-// takeNetns returns the namespace Prewarm started (waiting for it if it is
-// still being made), or nil: the container's init then makes one itself.
-func takeNetns() *os.File {
-	netnsReady.Lock()
-	ch := netnsReady.ch
-	netnsReady.ch = nil
-	netnsReady.Unlock()
-	if ch == nil {
-		return nil
-	}
-	return <-ch
 }

@@ -118,55 +118,6 @@ func onOwnThread(f func()) {
 	<-done
 }
 
-// cgroupsReady is the container id Prewarm chose and the groups it is
-// making for it, for the next Run to take.
-var cgroupsReady struct {
-	sync.Mutex
-	id   string
-	made chan []string
-}
-
-// prewarmCgroups chooses the next container's id and starts making its
-// cgroups, unless that is already under way; only for a root caller, whose
-// group does not depend on the Spec. If no Run follows (a denied command),
-// the empty groups stay until this process ends and the next sweep.
-func prewarmCgroups() {
-	ident := currentIdentity()
-	if ident.rootless {
-		return
-	}
-	cgroupsReady.Lock()
-	defer cgroupsReady.Unlock()
-	if cgroupsReady.made != nil {
-		return
-	}
-	id := newID()
-	path, err := cgroupPath(ident, id, Limits{})
-	if err != nil {
-		return
-	}
-	ch := make(chan []string, 1)
-	cgroupsReady.id, cgroupsReady.made = id, ch
-	cg := cgroupConfig(id, path, false, effectiveLimits(Limits{}))
-	go func() { ch <- makeCgroups(cg) }()
-}
-
-// takeCgroups returns the id and groups Prewarm prepared, or a fresh id and
-// a nil channel.
-func takeCgroups(ident identity) (string, chan []string) {
-	if ident.rootless {
-		return newID(), nil
-	}
-	cgroupsReady.Lock()
-	defer cgroupsReady.Unlock()
-	id, ch := cgroupsReady.id, cgroupsReady.made
-	cgroupsReady.id, cgroupsReady.made = "", nil
-	if ch == nil {
-		return newID(), nil
-	}
-	return id, ch
-}
-
 // makeCgroups creates, ahead of libcontainer, the container's group in
 // every hierarchy libcontainer will put it in, and returns those it made.
 // Creating a group (a memory one above all) costs tens of microseconds per
@@ -218,14 +169,6 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		return res, &SetupError{Phase: "validate", Err: err}
 	}
 	ph.mark("validate")
-	if spec.NetNS == "" && !ident.rootless {
-		// A namespace Prewarm made (loopback only, like the one the init
-		// would make); it stays open until the container is gone.
-		if f := takeNetns(); f != nil {
-			defer f.Close()
-			spec.NetNS = fdPath(f)
-		}
-	}
 
 	dirs, err := stateDirs(ident)
 	if err != nil {
@@ -237,9 +180,12 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 	swept := make(chan struct{})
 	go func() { defer close(swept); sweepOnce(dirs) }()
 	defer func() { <-swept }()
-	// The id, and the container's cgroups made ahead (makeCgroups), come
-	// from Prewarm when it ran.
-	id, cgMade := takeCgroups(ident)
+	// The id, the container's cgroups (made ahead by makeCgroups) and two
+	// namespaces come from Prewarm (ahead.go), which Run called first
+	// thing if its caller had not.
+	ahead := takeAhead(ident)
+	defer ahead.close()
+	id := ahead.id
 	rootfs, err := makeRootfs(dirs.rootfs, id, ident)
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
@@ -252,10 +198,6 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		return res, &SetupError{Phase: "prepare", Err: err}
 	}
 	cg := cgroupConfig(id, cgPath, ident.rootless, lim)
-	if cgMade == nil {
-		cgMade = make(chan []string, 1)
-		go func() { cgMade <- makeCgroups(cg) }()
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: fmt.Errorf("locating own binary: %w", err)}
@@ -267,14 +209,12 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		}
 		caches = append(caches, spec.CacheDir)
 	}
-	var userns *os.File
 	var idmapNS string
 	if !ident.rootless {
-		if userns, err = takeIdmap(ident); err != nil {
-			return res, &SetupError{Phase: "prepare", Err: err}
+		if ahead.idmapErr != nil {
+			return res, &SetupError{Phase: "prepare", Err: ahead.idmapErr}
 		}
-		defer userns.Close()
-		idmapNS = fdPath(userns)
+		idmapNS = fdPath(ahead.idmap)
 	}
 	v, err := planView(viewInput{spec: spec, id: ident, initPath: self, cacheDirs: caches, tmpSize: lim.MemoryBytes, idmapNS: idmapNS})
 	if err != nil {
@@ -290,20 +230,22 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		if err := privateMountNS(); err != nil {
 			return res, &SetupError{Phase: "prepare", Err: err}
 		}
-		if v.mounts, err = buildRoot(rootfs, v, int(ident.uidMap[0].HostID), userns); err != nil {
+		if v.mounts, err = buildRoot(rootfs, v, int(ident.uidMap[0].HostID), ahead.idmap); err != nil {
 			return res, &SetupError{Phase: "prepare", Err: err}
 		}
+	}
+	if spec.NetNS == "" && ahead.netns != nil {
+		// Loopback only, like the one the init would make.
+		spec.NetNS = fdPath(ahead.netns)
 	}
 	cfg := buildConfig(id, rootfs, spec, ident, v, lim, cg)
 	ph.mark("prepare")
 
 	c, err := libcontainer.Create(dirs.state, id, cfg)
-	// libcontainer takes over the groups made ahead (they are its own
-	// paths); they must all exist before it starts, or a late one would
-	// outlive its Destroy.
-	made := <-cgMade
 	if err != nil {
-		for _, p := range made {
+		// The groups made ahead are libcontainer's own paths, which its
+		// Destroy removes once it has taken them over; here it has not.
+		for _, p := range ahead.cgroups {
 			_ = unix.Rmdir(p)
 		}
 		return res, &SetupError{Phase: "create", Err: err}

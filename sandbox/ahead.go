@@ -1,0 +1,139 @@
+package sandbox
+
+import (
+	"os"
+	"sync"
+
+	"github.com/agentexec/agentexec/internal/netns"
+)
+
+// Prewarm makes ahead, in the background, the parts of the next Run that
+// do not depend on its Spec, so that they overlap the caller's own work
+// (exec calls Prewarm before the policy decides):
+//
+//   - the container's id and its cgroup in every hierarchy (makeCgroups),
+//   - the user namespace that holds the idmapped mounts' mapping
+//     (idmapUserns: a clone and two map writes),
+//   - the container's network namespace with loopback up (internal/netns:
+//     among the dearest steps of a start, and the init would bring
+//     loopback up over netlink after it).
+//
+// Each is made for one Run and taken by it; only one set waits at a time.
+// Only a root caller gets them: a rootless one cannot make these
+// namespaces outside a user namespace of its own, nor cgroups.
+
+// ahead is one thing made in the background for the next Run.
+type ahead[T any] struct {
+	mu sync.Mutex
+	ch chan T
+}
+
+// start begins making one, unless one is already on its way.
+func (a *ahead[T]) start(build func() T) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ch != nil {
+		return
+	}
+	ch := make(chan T, 1)
+	a.ch = ch
+	go func() { ch <- build() }()
+}
+
+// take returns the one under way (waiting for it) or, when there is none
+// (another Run took it), builds one now.
+func (a *ahead[T]) take(build func() T) T {
+	a.mu.Lock()
+	ch := a.ch
+	a.ch = nil
+	a.mu.Unlock()
+	if ch == nil {
+		return build()
+	}
+	return <-ch
+}
+
+type nsFile struct {
+	f   *os.File
+	err error
+}
+
+type madeGroups struct {
+	id   string
+	made []string
+}
+
+var (
+	idmapAhead   ahead[nsFile]
+	netnsAhead   ahead[nsFile]
+	cgroupsAhead ahead[madeGroups]
+)
+
+func prewarmAhead() {
+	ident := currentIdentity()
+	if ident.rootless {
+		return
+	}
+	idmapAhead.start(func() nsFile { return newIdmapNS(ident) })
+	netnsAhead.start(newNetNS)
+	cgroupsAhead.start(func() madeGroups { return newGroups(ident) })
+}
+
+func newIdmapNS(ident identity) nsFile {
+	f, err := idmapUserns(ident.mntUID, ident.mntGID)
+	return nsFile{f, err}
+}
+
+func newNetNS() nsFile {
+	f, err := netns.New(nil)
+	return nsFile{f, err}
+}
+
+func newGroups(ident identity) madeGroups {
+	id := newID()
+	path, err := cgroupPath(ident, id, Limits{})
+	if err != nil {
+		return madeGroups{id: id}
+	}
+	return madeGroups{id, makeCgroups(cgroupConfig(id, path, false, effectiveLimits(Limits{})))}
+}
+
+// aheadSet is what one Run took. A network namespace that could not be
+// made is nil, and the container's init makes one as usual; the
+// id-mapping namespace is required (idmapErr).
+type aheadSet struct {
+	id           string
+	cgroups      []string
+	idmap, netns *os.File
+	idmapErr     error
+}
+
+// takeAhead takes what Prewarm made, making whatever is missing now.
+func takeAhead(ident identity) *aheadSet {
+	s := &aheadSet{}
+	if ident.rootless {
+		s.id = newID()
+		return s
+	}
+	g := cgroupsAhead.take(func() madeGroups { return newGroups(ident) })
+	s.id, s.cgroups = g.id, g.made
+	if r := idmapAhead.take(func() nsFile { return newIdmapNS(ident) }); r.err == nil {
+		s.idmap = r.f
+	} else {
+		s.idmapErr = r.err
+	}
+	if r := netnsAhead.take(newNetNS); r.err == nil {
+		s.netns = r.f
+	}
+	return s
+}
+
+// close releases the namespaces, once the container holds its own
+// references (or is gone).
+func (s *aheadSet) close() {
+	for _, f := range []*os.File{s.idmap, s.netns} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
