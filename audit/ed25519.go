@@ -108,14 +108,3 @@ func (s edSigner) Sign(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte,
 	}
 	return sign(ed25519.PrivateKey(s), msg), nil
 }
-
-// noteVerifier checks a signed note's Ed25519 signature with verify.
-type noteVerifier struct {
-	name string
-	hash uint32
-	pub  ed25519.PublicKey
-}
-
-func (v *noteVerifier) Name() string                { return v.name }
-func (v *noteVerifier) KeyHash() uint32             { return v.hash }
-func (v *noteVerifier) Verify(msg, sig []byte) bool { return verify(v.pub, msg, sig) }

@@ -57,16 +57,20 @@ func (k *logKey) authorizedLine() string {
 	return strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(k.ssh)), "\n")
 }
 
-// noteSigner signs checkpoints as a C2SP signed note under the origin name.
-type noteSigner struct {
+// noteKey is the log key as a C2SP signed-note signer (with priv) and
+// verifier of checkpoints under the origin name; sign and verify are the
+// package's own Ed25519 (ed25519.go).
+type noteKey struct {
 	name string
 	hash uint32
 	priv ed25519.PrivateKey
+	pub  ed25519.PublicKey
 }
 
-func (s *noteSigner) Name() string                    { return s.name }
-func (s *noteSigner) KeyHash() uint32                 { return s.hash }
-func (s *noteSigner) Sign(msg []byte) ([]byte, error) { return sign(s.priv, msg), nil }
+func (k *noteKey) Name() string                    { return k.name }
+func (k *noteKey) KeyHash() uint32                 { return k.hash }
+func (k *noteKey) Sign(msg []byte) ([]byte, error) { return sign(k.priv, msg), nil }
+func (k *noteKey) Verify(msg, sig []byte) bool     { return verify(k.pub, msg, sig) }
 
 // noteKeyHash is the C2SP key ID: SHA-256(name || 0x0A || 0x01 || pubkey)[:4].
 func noteKeyHash(name string, pub ed25519.PublicKey) uint32 {
@@ -78,7 +82,7 @@ func noteKeyHash(name string, pub ed25519.PublicKey) uint32 {
 }
 
 func (k *logKey) noteSigner(origin string) note.Signer {
-	return &noteSigner{name: origin, hash: noteKeyHash(origin, k.pub), priv: k.priv}
+	return &noteKey{name: origin, hash: noteKeyHash(origin, k.pub), priv: k.priv}
 }
 
 func (k *logKey) noteVerifier(origin string) (note.Verifier, error) {
@@ -86,7 +90,7 @@ func (k *logKey) noteVerifier(origin string) (note.Verifier, error) {
 	if _, err := note.NewEd25519VerifierKey(origin, k.pub); err != nil {
 		return nil, err
 	}
-	return &noteVerifier{name: origin, hash: noteKeyHash(origin, k.pub), pub: k.pub}, nil
+	return &noteKey{name: origin, hash: noteKeyHash(origin, k.pub), pub: k.pub}, nil
 }
 
 // checkPrivate fails closed unless path is a regular file owned by us with

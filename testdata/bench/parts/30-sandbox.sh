@@ -17,7 +17,9 @@ cd "$(dirname "$0")/../../.."
 : "${AGENTEXEC_BIN:?}" "${PROCTIME:?set by testdata/bench/run}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-CGO_ENABLED=1 go build -tags seccomp -o "$tmp/sandboxrun" ./sandbox/internal/sandboxrun
+# Linked like bin/agentexec (Makefile: static, netgo, osusergo).
+CGO_ENABLED=1 go build -tags seccomp,netgo,osusergo -ldflags '-linkmode external -extldflags -static' \
+  -o "$tmp/sandboxrun" ./sandbox/internal/sandboxrun
 ws=$tmp/ws
 mkdir "$ws"
 n=${SANDBOX_RUNS:-200}
