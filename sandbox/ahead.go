@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/agentexec/agentexec/internal/netns"
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 )
 
 // Prewarm makes ahead, in the background, the parts of the next Run that
@@ -16,7 +18,8 @@ import (
 //     (idmapUserns: a clone and two map writes),
 //   - the container's network namespace with loopback up (internal/netns:
 //     among the dearest steps of a start, and the init would bring
-//     loopback up over netlink after it).
+//     loopback up over netlink after it),
+//   - Go's one-time check that pidfds work, which clones a child.
 //
 // Each is made for one Run and taken by it; only one set waits at a time.
 // Only a root caller gets them: a rootless one cannot make these
@@ -69,7 +72,19 @@ var (
 	cgroupsAhead ahead[madeGroups]
 )
 
+var pidfdOnce sync.Once
+
 func prewarmAhead() {
+	// The first process Go starts makes it check, once, that pidfds work,
+	// by cloning a child that exits at once: libcontainer's start would
+	// otherwise wait for that probe. os.FindProcess runs the same check.
+	pidfdOnce.Do(func() {
+		go func() {
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				p.Release()
+			}
+		}()
+	})
 	ident := currentIdentity()
 	if ident.rootless {
 		return
@@ -136,4 +151,28 @@ func (s *aheadSet) close() {
 			f.Close()
 		}
 	}
+}
+
+// makeCgroups creates, ahead of libcontainer, the container's group in
+// every hierarchy libcontainer will put it in, and returns those it made.
+// Creating a group (a memory one above all) costs tens of microseconds per
+// hierarchy, a dozen hierarchies on a cgroup v1 host, and finding where
+// each hierarchy is mounted more; done ahead it overlaps other work, and
+// libcontainer, finding the groups, only joins them. Run removes them if
+// libcontainer never takes them over.
+func makeCgroups(cg *cgroups.Cgroup) []string {
+	if cg.Path == "" {
+		return nil
+	}
+	m, err := manager.New(cg)
+	if err != nil {
+		return nil
+	}
+	var made []string
+	for _, p := range m.GetPaths() {
+		if os.Mkdir(p, 0o755) == nil {
+			made = append(made, p)
+		}
+	}
+	return made
 }

@@ -9,14 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/agentexec/agentexec/internal/osthread"
 	"github.com/agentexec/agentexec/internal/ttyio"
 	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"github.com/sirupsen/logrus"
@@ -67,7 +66,12 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		early <- res
 		<-release
 	}
-	go onOwnThread(func() {
+	// The container's init gets ParentDeathSignal when the thread that
+	// forked it exits, not the process (go.dev/issue/27505), so the
+	// forking thread must be one no other goroutine can run on or end;
+	// and for a root caller the thread has the container's view mounted
+	// in a mount namespace of its own (rootfs.go).
+	go osthread.Run(func() {
 		var o outcome
 		defer func() {
 			o.panicked = recover()
@@ -92,54 +96,6 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		}
 		return o.res, o.err
 	}
-}
-
-// onOwnThread runs f on a goroutine locked to an OS thread that ends with
-// it, and waits. The container's init gets ParentDeathSignal when the
-// thread that forked it exits, not the process (go.dev/issue/27505), so
-// the forking thread must be one no other goroutine can run on or end; and
-// for a root caller the thread has the container's view mounted in a
-// mount namespace of its own (rootfs.go), which no other goroutine may
-// ever see. The process's main thread is never used: a goroutine cannot
-// end it (the runtime keeps it, wedged), and /proc/self is its view.
-func onOwnThread(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			// Holding the main thread makes the next goroutine take another.
-			onOwnThread(f)
-			runtime.UnlockOSThread()
-			return
-		}
-		f()
-	}()
-	<-done
-}
-
-// makeCgroups creates, ahead of libcontainer, the container's group in
-// every hierarchy libcontainer will put it in, and returns those it made.
-// Creating a group (a memory one above all) costs tens of microseconds per
-// hierarchy, a dozen hierarchies on a cgroup v1 host, and finding where
-// each hierarchy is mounted more; done ahead (from Prewarm, while the policy
-// decides) it overlaps other work, and libcontainer, finding the groups,
-// only joins them. Run removes them if libcontainer never takes them over.
-func makeCgroups(cg *cgroups.Cgroup) []string {
-	if cg.Path == "" {
-		return nil
-	}
-	m, err := manager.New(cg)
-	if err != nil {
-		return nil
-	}
-	var made []string
-	for _, p := range m.GetPaths() {
-		if os.Mkdir(p, 0o755) == nil {
-			made = append(made, p)
-		}
-	}
-	return made
 }
 
 var cgroupHandleOnce sync.Once

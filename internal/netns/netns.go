@@ -7,8 +7,8 @@ package netns
 import (
 	"fmt"
 	"os"
-	"runtime"
 
+	"github.com/agentexec/agentexec/internal/osthread"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,9 +17,8 @@ import (
 // open descriptor keeps the namespace alive. Sockets inside creates stay
 // in the namespace whichever thread later uses them.
 //
-// The work happens on a dedicated, locked OS thread that is never
-// unlocked, so the Go runtime discards that thread when the goroutine
-// returns instead of reusing a thread that sits in the wrong namespace.
+// The work happens on a thread of its own that is then discarded
+// (osthread), never on one that sits in the wrong namespace afterwards.
 // An error wraps ErrUnshare when the kernel refused the namespace itself.
 func New(inside func() error) (*os.File, error) {
 	type result struct {
@@ -27,8 +26,7 @@ func New(inside func() error) (*os.File, error) {
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
+	osthread.Run(func() {
 		var r result
 		defer func() { ch <- r }()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -53,7 +51,7 @@ func New(inside func() error) (*os.File, error) {
 			}
 		}
 		r.ns = ns
-	}()
+	})
 	r := <-ch
 	return r.ns, r.err
 }
