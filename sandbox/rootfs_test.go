@@ -3,10 +3,12 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,24 +179,40 @@ func TestRunDeferTeardown(t *testing.T) {
 }
 
 // Every Run gets a network namespace of its own, with only loopback, up:
-// a namespace Prewarm made ahead is never handed to two containers.
+// a namespace Prewarm made ahead is never handed to two containers. The
+// runs overlap, so that no namespace can have been freed and its number
+// reused while the test looks.
 func TestRunOwnNetworkNamespace(t *testing.T) {
 	needContainers(t)
 	host, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
 	}
+	const n = 3
+	outs := make([]string, n)
+	var wg sync.WaitGroup
+	ws := t.TempDir()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			Prewarm()
+			// Each waits until all have started, so all are alive at once.
+			_, outs[i], _ = sh(t, Spec{Workspace: ws}, fmt.Sprintf(`readlink /proc/self/ns/net; grep -c : /proc/net/dev
+python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print("lo-ok")'
+touch started.%d; while [ "$(ls started.* | wc -l)" -lt %d ]; do sleep 0.01; done`, i, n))
+		}()
+	}
+	wg.Wait()
 	seen := map[string]bool{host: true}
-	for i := 0; i < 3; i++ {
-		Prewarm()
-		_, out, _ := sh(t, Spec{}, "readlink /proc/self/ns/net; cat /sys/class/net/*/operstate 2>/dev/null | wc -l; grep -c : /proc/net/dev; python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(); print(\"lo-ok\")'")
-		lines := strings.Fields(out)
-		if len(lines) != 4 || lines[2] != "1" || lines[3] != "lo-ok" {
+	for i, out := range outs {
+		f := strings.Fields(out)
+		if len(f) != 3 || f[1] != "1" || f[2] != "lo-ok" {
 			t.Fatalf("run %d: got %q; want the namespace, one interface and a working loopback", i, out)
 		}
-		if seen[lines[0]] {
-			t.Fatalf("run %d: network namespace %s was used before (by the host or an earlier run)", i, lines[0])
+		if seen[f[0]] {
+			t.Fatalf("run %d: network namespace %s is the host's or another live run's", i, f[0])
 		}
-		seen[lines[0]] = true
+		seen[f[0]] = true
 	}
 }
