@@ -159,6 +159,15 @@ func Doctor(o DoctorOptions) Report {
 		add(Finding{Name: "idmapped mounts", Required: true, Detail: fmt.Sprintf("kernel %d.%d is older than 5.12", maj, min),
 			Fix: "upgrade to Linux 5.12 or later, or run agentexec as a non-root user"})
 	}
+	if root {
+		// Informational: a state directory on disk is made a tmpfs by the
+		// first run that finds no other in progress (runtimeTmpfs).
+		if onTmpfsPath(StateRoot) {
+			add(Finding{Name: "container state", OK: true, Detail: StateRoot + " is a tmpfs"})
+		} else {
+			add(Finding{Name: "container state", OK: true, Detail: StateRoot + " is on disk; the next run with no other in progress mounts a 64 MiB tmpfs over it (each command creates and removes a skeleton root there)"})
+		}
+	}
 	return r
 }
 
