@@ -22,8 +22,9 @@ import (
 //   - Go's one-time check that pidfds work, which clones a child.
 //
 // Each is made for one Run and taken by it; only one set waits at a time.
-// Only a root caller gets them: a rootless one cannot make these
-// namespaces outside a user namespace of its own, nor cgroups.
+// Only a root caller gets the cgroups and namespaces: a rootless one
+// cannot make these namespaces outside a user namespace of its own, nor
+// cgroups.
 
 // ahead is one thing made in the background for the next Run.
 type ahead[T any] struct {

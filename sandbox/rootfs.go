@@ -23,17 +23,19 @@ import (
 // The view is a fresh tmpfs (the skeleton root, owned by the container's
 // root) attached at the rootfs directory in a mount namespace private to
 // the OS thread that then starts the container: nobody else sees it, not
-// even the rest of agentexec, and it goes away with that thread (Run's
-// goroutine ends without unlocking it). The container's init inherits the
-// namespace, copies the whole tree into its own (runc's recursive bind of
-// the rootfs), mounts /proc (which needs the container's pid namespace),
-// makes the root read-only and pivots into it. /dev, with its device nodes,
-// devpts and shm, is made here too. Every mount is made through file descriptors (open_tree,
-// fsmount, mount_setattr, move_mount), every target is looked up with
-// openat2 RESOLVE_IN_ROOT so that a symlink inside a bound directory
-// cannot send a mount outside the new root, and a bind's flags and id
-// mapping are set on the detached copy before it is attached. A rootless
-// caller cannot make mount namespaces and keeps libcontainer's way.
+// even the rest of agentexec, and it goes away with that thread (Run runs
+// on an internal/osthread thread, discarded afterwards). /dev, with its
+// device nodes, devpts and shm, is made here too. The container's init
+// inherits the namespace, copies the whole tree into its own (runc's
+// recursive bind of the rootfs), mounts /proc (which needs the container's
+// pid namespace), makes the root read-only and pivots into it.
+//
+// Every mount is made through file descriptors (open_tree, fsmount,
+// mount_setattr, move_mount), every target is looked up with openat2
+// RESOLVE_IN_ROOT so that a symlink inside a bound directory cannot send a
+// mount outside the new root, and a bind's flags and id mapping are set on
+// the detached copy before it is attached. A rootless caller cannot make
+// mount namespaces and keeps libcontainer's way.
 
 // kernelMount reports whether libcontainer makes m inside the container:
 // /proc needs the container's pid namespace.
