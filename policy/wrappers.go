@@ -330,102 +330,95 @@ func (a *analyser) splitString(w word) ([]word, bool) {
 	return out, len(sub.cmds) == 0
 }
 
-func (a *analyser) nice(ws []word, text string, st *state, in stdin) {
+// options walks the options of wrapper name after ws[0] and returns the
+// index of its first operand. span says how many words the option at ws[i]
+// takes, or 0 for an option it does not know. A word not known before it
+// runs, or an unknown option, makes the command unknown (the wrapper may
+// read the next word differently than we would): options then emits it and
+// returns -1.
+func (a *analyser) options(ws []word, text string, st *state, name string, span func(s string, i int) int) int {
 	i := 1
 	for i < len(ws) {
 		s := ws[i].s
 		if ws[i].dyn {
-			a.emit(ws, text, st, "unknown-program", "cannot tell which program nice runs: "+s+" is not known before it runs")
-			return
+			a.emit(ws, text, st, "unknown-program", "cannot tell which program "+name+" runs: "+s+" is not known before it runs")
+			return -1
 		}
-		switch {
-		case s == "--":
-			i++
-		case s == "-n" || s == "--adjustment":
-			i += 2
-			continue
-		case strings.HasPrefix(s, "--adjustment=") || (strings.HasPrefix(s, "-n") && len(s) > 2) || (len(s) > 1 && s[0] == '-' && isInt(s[1:])):
-			i++
-			continue
-		case strings.HasPrefix(s, "-") && s != "-":
-			a.emit(ws, text, st, "unknown-program", "cannot tell which program nice runs with option "+s)
-			return
+		if s == "--" {
+			return i + 1
 		}
-		break
+		if !strings.HasPrefix(s, "-") || s == "-" {
+			return i
+		}
+		n := span(s, i)
+		if n == 0 {
+			a.emit(ws, text, st, "unknown-program", "cannot tell which program "+name+" runs with option "+s)
+			return -1
+		}
+		i += n
 	}
+	return i
+}
+
+// runs analyses the program a wrapper runs, ws[i:]; with none, the
+// wrapper line is judged as it is.
+func (a *analyser) runs(ws []word, i int, text string, st *state, in stdin, name string) {
 	if i >= len(ws) {
 		a.emit(ws, text, st, "", "")
 		return
 	}
-	a.simple(ws[i:], text, st.withVia("nice"), in, "")
+	a.simple(ws[i:], text, st.withVia(name), in, "")
+}
+
+func (a *analyser) nice(ws []word, text string, st *state, in stdin) {
+	i := a.options(ws, text, st, "nice", func(s string, _ int) int {
+		switch {
+		case s == "-n" || s == "--adjustment":
+			return 2
+		case strings.HasPrefix(s, "--adjustment=") || (strings.HasPrefix(s, "-n") && len(s) > 2) || (len(s) > 1 && s[0] == '-' && isInt(s[1:])):
+			return 1
+		}
+		return 0
+	})
+	if i >= 0 {
+		a.runs(ws, i, text, st, in, "nice")
+	}
 }
 
 func (a *analyser) timeout(ws []word, text string, st *state, in stdin) {
-	i := 1
-	for i < len(ws) {
-		s := ws[i].s
-		if ws[i].dyn {
-			a.emit(ws, text, st, "unknown-program", "cannot tell which program timeout runs: "+s+" is not known before it runs")
-			return
-		}
+	i := a.options(ws, text, st, "timeout", func(s string, _ int) int {
 		switch {
-		case s == "--":
-			i++
 		case s == "-s" || s == "--signal" || s == "-k" || s == "--kill-after":
-			i += 2
-			continue
+			return 2
 		case s == "--foreground" || s == "--preserve-status" || s == "-v" || s == "--verbose" || s == "-f" || s == "-p" ||
 			strings.HasPrefix(s, "--signal=") || strings.HasPrefix(s, "--kill-after=") ||
 			(strings.HasPrefix(s, "-s") && len(s) > 2) || (strings.HasPrefix(s, "-k") && len(s) > 2):
-			i++
-			continue
-		case strings.HasPrefix(s, "-") && s != "-":
-			a.emit(ws, text, st, "unknown-program", "cannot tell which program timeout runs with option "+s)
-			return
+			return 1
 		}
-		break
+		return 0
+	})
+	if i >= 0 {
+		a.runs(ws, i+1, text, st, in, "timeout") // i is the duration
 	}
-	i++ // the duration
-	if i >= len(ws) {
-		a.emit(ws, text, st, "", "")
-		return
-	}
-	a.simple(ws[i:], text, st.withVia("timeout"), in, "")
 }
 
 func (a *analyser) time(ws []word, text string, st *state, in stdin) {
-	i := 1
-	for i < len(ws) {
-		s := ws[i].s
-		if ws[i].dyn {
-			a.emit(ws, text, st, "unknown-program", "cannot tell which program time runs: "+s+" is not known before it runs")
-			return
-		}
+	i := a.options(ws, text, st, "time", func(s string, i int) int {
 		switch {
-		case s == "--":
-			i++
 		case s == "-o" || s == "--output" || strings.HasPrefix(s, "--output=") || (strings.HasPrefix(s, "-o") && len(s) > 2):
 			v, n := optValue(ws, i, "-o", "--output")
 			a.writes = append(a.writes, writeRef{target: v, text: text, cwd: st.cwd})
-			i += n
-			continue
+			return n
 		case s == "-f" || s == "--format":
-			i += 2
-			continue
+			return 2
 		case s == "-p" || s == "-v" || s == "-q" || s == "-a" || s == "--portability" || s == "--verbose" || s == "--quiet" || s == "--append" || strings.HasPrefix(s, "--format="):
-			i++
-			continue
-		case strings.HasPrefix(s, "-") && s != "-":
-			a.emit(ws, text, st, "unknown-program", "cannot tell which program time runs with option "+s)
-			return
+			return 1
 		}
-		break
+		return 0
+	})
+	if i >= 0 {
+		a.runs(ws, i, text, st, in, "time")
 	}
-	if i >= len(ws) {
-		a.emit(ws, text, st, "", "")
-		return
-	}
-	a.simple(ws[i:], text, st.withVia("time"), in, "")
 }
 
 func (a *analyser) xargs(ws []word, text string, st *state) {
