@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/agentexec/agentexec/internal/names"
 )
 
 // Provider names accepted in Spec.Provider.
@@ -404,25 +406,11 @@ func (c *Credential) fingerprint(key []byte) string {
 	return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil)[:8])
 }
 
-// isCredName reports whether s matches ^[A-Za-z0-9][A-Za-z0-9._-]*$ and
-// isEnvName whether it matches ^[A-Za-z_][A-Za-z0-9_]*$. They are loops,
-// not package-level regexps, so that no agentexec process pays to compile
-// them at start-up.
-func isCredName(s string) bool {
-	return s != "" && strings.IndexByte(alnum, s[0]) >= 0 && strings.Trim(s, alnum+"._-") == ""
-}
-
-func isEnvName(s string) bool {
-	return s != "" && (s[0] < '0' || s[0] > '9') && strings.Trim(s, alnum+"_") == ""
-}
-
-const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
 // Validate checks a Spec before anything runs: the name, the provider,
 // then the ordered checks in specChecks. It returns the first problem,
 // wrapping ErrInvalidSpec or ErrUnknownProvider.
 func Validate(s Spec) error {
-	if !isCredName(s.Name) {
+	if !names.ID(s.Name, 0) {
 		return fmt.Errorf("%w: name %q must be letters, digits, '.', '_' or '-'", ErrInvalidSpec, s.Name)
 	}
 	if providers[s.Provider] == nil {
@@ -439,11 +427,11 @@ func Validate(s Spec) error {
 var specChecks = []func(Spec) string{
 	func(s Spec) string {
 		for _, e := range s.Env {
-			if !isEnvName(e) {
+			if !names.Env(e) {
 				return fmt.Sprintf("env name %q is not a valid variable name", e)
 			}
 		}
-		if s.FileEnv != "" && !isEnvName(s.FileEnv) {
+		if s.FileEnv != "" && !names.Env(s.FileEnv) {
 			return fmt.Sprintf("file_env %q is not a valid variable name", s.FileEnv)
 		}
 		return ""
@@ -473,7 +461,7 @@ var specChecks = []func(Spec) string{
 				return fmt.Sprintf("protocol %q is not http or https", s.Protocol)
 			}
 		case ProviderEnv:
-			if !isEnvName(s.Var) {
+			if !names.Env(s.Var) {
 				return fmt.Sprintf("var %q is not a valid variable name", s.Var)
 			}
 		case ProviderFile:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentexec/agentexec/internal/names"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -22,22 +23,11 @@ var providerKeys = map[string][]string{
 	"file":                   {"file", "env", "file_env"},
 }
 
-// The name checks are plain loops rather than package-level regexps:
-// compiling those ran in every agentexec process (and in the sandbox's
-// init, the same binary) whether or not a policy was ever loaded.
+// isID reports whether s has the shape of a rule id or credential name:
+// 1-64 letters, digits, '.', '_' or '-', not starting with a punctuation.
+func isID(s string) bool { return names.ID(s, 64) }
 
-// isID reports whether s matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, the
-// shape of rule ids and credential names, and isEnvName whether it
-// matches ^[A-Za-z_][A-Za-z0-9_]*$.
-func isID(s string) bool {
-	return s != "" && len(s) <= 64 && strings.IndexByte(alnum, s[0]) >= 0 && strings.Trim(s, alnum+"._-") == ""
-}
-
-func isEnvName(s string) bool {
-	return s != "" && (s[0] < '0' || s[0] > '9') && strings.Trim(s, alnum+"_") == ""
-}
-
-const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+func isEnvName(s string) bool { return names.Env(s) }
 
 // forbiddenDelivery are variables a credential may not be delivered as:
 // each changes what programs run or how the shell behaves.
