@@ -310,6 +310,18 @@ func parseCheckpoint(raw []byte, key *logKey) (treeState, error) {
 // after only once the lock is given back: the caller passes its mutex's
 // Unlock, so one open file description never has two flock calls in
 // flight, and Append still returns as soon as ctx ends.
+// lockWriter takes what a writer of the log holds: the Log's mutex, then
+// the exclusive file lock that orders writers across processes. unlock
+// releases whatever was taken and must be called even on error.
+func (l *Log) lockWriter(ctx context.Context) (unlock func(), err error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return func() {}, ErrClosed
+	}
+	return flockCtx(ctx, l.lock, unix.LOCK_EX, l.mu.Unlock)
+}
+
 func flockCtx(ctx context.Context, f *os.File, how int, after func()) (release func(), err error) {
 	fd := int(f.Fd())
 	lock := func() error {
@@ -360,12 +372,7 @@ func (l *Log) Append(ctx context.Context, r *Record) (Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return Entry{}, fmt.Errorf("appending audit record: %w", err)
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return Entry{}, ErrClosed
-	}
-	unlock, err := flockCtx(ctx, l.lock, unix.LOCK_EX, l.mu.Unlock)
+	unlock, err := l.lockWriter(ctx)
 	defer unlock()
 	if err != nil {
 		return Entry{}, err

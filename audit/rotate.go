@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 const newKeyFile = "keys/log.new"
@@ -17,12 +15,7 @@ const newKeyFile = "keys/log.new"
 // is added to allowed_signers (older keys stay listed, for older
 // checkpoint signatures) and the old private key is deleted.
 func (l *Log) RotateKey(ctx context.Context, reason string) (Entry, error) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return Entry{}, ErrClosed
-	}
-	unlock, err := flockCtx(ctx, l.lock, unix.LOCK_EX, l.mu.Unlock)
+	unlock, err := l.lockWriter(ctx)
 	defer unlock()
 	if err != nil {
 		return Entry{}, err
