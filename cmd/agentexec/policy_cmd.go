@@ -94,6 +94,21 @@ func loadPolicy(opts policy.LoadOptions) (*policy.Policy, error) {
 	return p, nil
 }
 
+// fileArgPolicy loads the policy `policy test` and `policy lint` work on:
+// the FILE argument, or the policy in effect.
+func fileArgPolicy(c *cli.Command, skipTests bool) (*policy.Policy, error) {
+	file, err := fileArg(c)
+	if err != nil {
+		return nil, err
+	}
+	opts, _, err := loadOptions(c, file)
+	if err != nil {
+		return nil, err
+	}
+	opts.SkipTests = skipTests
+	return loadPolicy(opts)
+}
+
 func fileArg(c *cli.Command) (string, error) {
 	switch c.Args().Len() {
 	case 0:
@@ -213,16 +228,8 @@ func printGrants(w io.Writer, g *policy.Grants) {
 }
 
 func policyTest(_ context.Context, c *cli.Command) error {
-	file, err := fileArg(c)
-	if err != nil {
-		return err
-	}
-	opts, _, err := loadOptions(c, file)
-	if err != nil {
-		return err
-	}
-	opts.SkipTests = true
-	p, err := loadPolicy(opts)
+	// The tests are run below, where each failure is reported.
+	p, err := fileArgPolicy(c, true)
 	if err != nil {
 		return err
 	}
@@ -240,15 +247,7 @@ func policyTest(_ context.Context, c *cli.Command) error {
 }
 
 func policyLint(_ context.Context, c *cli.Command) error {
-	file, err := fileArg(c)
-	if err != nil {
-		return err
-	}
-	opts, _, err := loadOptions(c, file)
-	if err != nil {
-		return err
-	}
-	p, err := loadPolicy(opts)
+	p, err := fileArgPolicy(c, false)
 	if err != nil {
 		return err
 	}
