@@ -242,6 +242,8 @@ var inRoot = unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RES
 // mountpoint opens dest under the root, first creating what is missing of
 // it: directories, and an empty file at the end when file is set. What it
 // creates belongs to the container's root, as if the container had made it.
+// A symlink on the way that resolves to nothing inside the root is an
+// error: it is never created through.
 func (b *rootBuilder) mountpoint(dest string, file bool) (int, error) {
 	rel := strings.TrimPrefix(filepath.Clean(dest), "/")
 	how := inRoot

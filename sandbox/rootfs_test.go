@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -214,5 +215,59 @@ touch started.%d; while [ "$(ls started.* | wc -l)" -lt %d ]; do sleep 0.01; don
 			t.Fatalf("run %d: network namespace %s is the host's or another live run's", i, f[0])
 		}
 		seen[f[0]] = true
+	}
+}
+
+// A mount point is created and opened inside the new root whatever
+// symlinks lie on its path: an absolute link or a ".." chain resolves as
+// if the root were "/", never onto the host.
+func TestMountpointStaysInRoot(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nowhere", filepath.Join(root, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(root, "abs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../..", filepath.Join(root, "up")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	b := &rootBuilder{root: fd, owner: os.Geteuid()}
+	name := "agentexec-mountpoint-" + strconv.Itoa(os.Getpid())
+	for _, tt := range []struct {
+		dest, want string
+		file       bool
+	}{
+		{"/abs/" + name, "etc/" + name, false},
+		{"/up/" + name + ".file", name + ".file", true},
+		{"/up/abs/" + name + "/deeper", "etc/" + name + "/deeper", false},
+	} {
+		got, err := b.mountpoint(tt.dest, tt.file)
+		if err != nil {
+			t.Fatalf("mountpoint(%s): %v", tt.dest, err)
+		}
+		unix.Close(got)
+		if _, err := os.Lstat(filepath.Join(root, tt.want)); err != nil {
+			t.Errorf("mountpoint(%s) did not make %s inside the root: %v", tt.dest, tt.want, err)
+		}
+	}
+	// A link to nothing inside the root is refused, not followed out.
+	if got, err := b.mountpoint("/dangling/"+name, false); err == nil {
+		unix.Close(got)
+		t.Error("mountpoint through a dangling link succeeded")
+	}
+	for _, p := range []string{"/etc/" + name, "/" + name + ".file", "/nowhere", filepath.Dir(root) + "/" + name + ".file"} {
+		if _, err := os.Lstat(p); err == nil {
+			os.RemoveAll(p)
+			t.Errorf("mountpoint made %s on the host", p)
+		}
 	}
 }
