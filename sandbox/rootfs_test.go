@@ -190,23 +190,31 @@ func TestRunOwnNetworkNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 3
-	outs := make([]string, n)
+	outs := make([]bytes.Buffer, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	ws := t.TempDir()
 	for i := range n {
 		wg.Add(1)
-		go func() {
+		go func() { // no t.Fatal here: it must run on the test's goroutine
 			defer wg.Done()
 			Prewarm()
 			// Each waits until all have started, so all are alive at once.
-			_, outs[i], _ = sh(t, Spec{Workspace: ws}, fmt.Sprintf(`readlink /proc/self/ns/net; grep -c : /proc/net/dev
+			_, errs[i] = Run(context.Background(), Spec{
+				Argv: []string{"/bin/sh", "-c", fmt.Sprintf(`readlink /proc/self/ns/net; grep -c : /proc/net/dev
 python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print("lo-ok")'
-touch started.%d; while [ "$(ls started.* | wc -l)" -lt %d ]; do sleep 0.01; done`, i, n))
+touch started.%d; while [ "$(ls started.* | wc -l)" -lt %d ]; do sleep 0.01; done`, i, n)},
+				Env: testEnv, Workspace: ws, Timeout: time.Minute, Stdout: &outs[i],
+			})
 		}()
 	}
 	wg.Wait()
 	seen := map[string]bool{host: true}
-	for i, out := range outs {
+	for i := range outs {
+		if errs[i] != nil {
+			t.Fatalf("run %d: %v", i, errs[i])
+		}
+		out := outs[i].String()
 		f := strings.Fields(out)
 		if len(f) != 3 || f[1] != "1" || f[2] != "lo-ok" {
 			t.Fatalf("run %d: got %q; want the namespace, one interface and a working loopback", i, out)
