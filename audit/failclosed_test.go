@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,6 +211,40 @@ func TestTornTailRepaired(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(opts.Dir, tornDir, saved[0].Name()))
 	if string(b) != "\x01\x00{\"" {
 		t.Errorf("set-aside bytes: got %q, want the torn bytes", b)
+	}
+}
+
+// TestEmptyNewBundleRemoved: an appender that dies between creating a new
+// bundle (exclusively) and writing its first entry leaves an empty file.
+// Verify reports a clean log, and the next Append removes the file and
+// creates it afresh instead of failing on it forever. Both ways into a new
+// bundle are covered: the first record of the log and the first after a
+// full bundle.
+func TestEmptyNewBundleRemoved(t *testing.T) {
+	for _, n := range []int{0, tileWidth} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			l, opts := newLog(t)
+			appendN(t, l, n)
+			l.Close()
+			p := filepath.Join(opts.Dir, "log", bundlePath(int64(n/tileWidth), 1))
+			must(t, os.MkdirAll(filepath.Dir(p), 0o700))
+			must(t, os.WriteFile(p, nil, 0o600))
+			rep, err := Verify(opts)
+			if err != nil || rep.Size != int64(n) || rep.Pending != 0 || rep.TornBytes != 0 {
+				t.Fatalf("Verify with an empty new bundle: got %+v, %v, want %d records, nothing pending or torn", rep, err, n)
+			}
+			l2, err := Open(opts)
+			must(t, err)
+			defer l2.Close()
+			e := appendN(t, l2, 1)[0]
+			if e.Seq != uint64(n) {
+				t.Errorf("got seq %d, want %d", e.Seq, n)
+			}
+			rep, err = Verify(opts)
+			if err != nil || rep.Size != int64(n)+1 || rep.Pending != 0 || rep.TornBytes != 0 {
+				t.Fatalf("Verify after Append: got %+v, %v, want %d records, nothing pending or torn", rep, err, n+1)
+			}
+		})
 	}
 }
 

@@ -706,14 +706,16 @@ func (l *Log) readTail(st treeState) (*tail, []byte, error) {
 		if err := l.setAsideTorn(rel, data, used); err != nil {
 			return nil, nil, err
 		}
-		if len(entries) == 0 {
-			// A new bundle whose only entry was torn: nothing complete
-			// is in it, so the file itself goes.
-			if err := os.Remove(l.path(filepath.Join(logDirName, rel))); err != nil {
-				return nil, nil, fmt.Errorf("removing torn bundle: %w", err)
-			}
-			rel = ""
+	}
+	if rel != "" && len(entries) == 0 {
+		// A new bundle with no complete entry: its appender died between
+		// creating it and finishing the write (the file may be empty, or
+		// its torn bytes were just saved). Nothing is in it, so the file
+		// goes; the next append creates it again, exclusively.
+		if err := os.Remove(l.path(filepath.Join(logDirName, rel))); err != nil {
+			return nil, nil, fmt.Errorf("removing empty bundle: %w", err)
 		}
+		rel = ""
 	}
 	var extra []byte
 	if len(entries) == W+1 {
