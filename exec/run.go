@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"path/filepath"
@@ -571,6 +572,9 @@ func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec
 	}
 	sig := captureSignals(term)
 	defer sig.stop()
+	if s, ok := sig.early.(unix.Signal); ok {
+		return Result{ExitCode: 128 + int(s)}, fmt.Errorf("%w (%v)", ErrInterrupted, s)
+	}
 	spec.Signals, spec.Resize = sig.forward, sig.resize
 
 	if req.Stdin != nil && (term != nil || !inBackground(req.Stdin)) {

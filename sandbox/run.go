@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -334,6 +335,10 @@ func start(ctx context.Context, c *libcontainer.Container, s *Spec, ident identi
 		GID:        ident.inGID,
 		ExtraFiles: []*os.File{statusW, cfgR}, // fds 3 and 4 in the init
 		Init:       true,
+		// Warnings and errors only. Unset, nsexec logs at debug level,
+		// about 25 lines per start, each a write the parent wakes to read
+		// and decode while the container is being set up.
+		LogLevel: strconv.Itoa(int(logrus.WarnLevel)),
 	}
 	if ident.rootless {
 		// Gotcha: fs.Manager.AddPid stops at the first EACCES from its

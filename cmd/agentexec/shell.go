@@ -31,6 +31,10 @@ const maxScriptBytes = 128 << 10
 // agentexec's own argv[0]: $0 of a shell line without NAME, as bash's $0
 // is its argv[0].
 func runShell(ctx context.Context, argv0 string, inv *invocation, stdin, stdout, stderr *os.File) int {
+	if inv.mode != modeInteractive {
+		// One command: its signals are enabled while the policy decides.
+		exec.PrepareSignals()
+	}
 	env := os.Environ()
 	req, err := baseRequest(inv, env)
 	if err != nil {
@@ -91,7 +95,7 @@ func finish(stderr io.Writer, res exec.Result, err error) int {
 		return res.ExitCode
 	}
 	code := report(stderr, err)
-	if res.Started {
+	if res.Started || errors.Is(err, exec.ErrInterrupted) {
 		return res.ExitCode
 	}
 	return code
