@@ -36,6 +36,7 @@ import (
 // do it, then bring loopback up over netlink, on the way to the command.
 func Prewarm() {
 	prewarmAhead()
+	go func() { _, _ = compiledSeccomp() }()
 	if !warming.CompareAndSwap(false, true) {
 		return
 	}

@@ -88,7 +88,6 @@ func buildConfig(id string, rootfs string, s *Spec, ident identity, v *view, lim
 		Mounts:            v.mounts,
 		Devices:           specconv.AllowedDevices,
 		Cgroups:           cg,
-		Seccomp:           seccompConfig(),
 		MaskPaths: []string{
 			"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
 			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",

@@ -4,6 +4,9 @@
 // process is PID 1 started as AGENTEXEC_INIT_PATH.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,11 +110,32 @@ static void writefile(const char *path, const char *data, size_t n) {
 	close(fd);
 }
 
+// The seccomp filter (seccomp.go) comes compiled, from agentexec, and is
+// installed before anything of the config is acted on; it then holds for
+// this process and everything it starts. no_new_privs is already set (by
+// libcontainer's init), which is what lets an unprivileged process install
+// it. Without a valid filter nothing runs.
+static void install_seccomp(void) {
+	long size = number();
+	if (size <= 0 || size % (long)sizeof(struct sock_filter) != 0 ||
+	    size / (long)sizeof(struct sock_filter) > BPF_MAXINSNS || (size_t)size > len - pos)
+		fail(125, "sandbox init", "no valid seccomp filter in the config");
+	struct sock_filter *insns = malloc((size_t)size);
+	if (!insns) fail(125, "sandbox init", "out of memory");
+	memcpy(insns, buf + pos, (size_t)size);
+	pos += (size_t)size;
+	struct sock_fprog prog = {.len = (unsigned short)(size / (long)sizeof(struct sock_filter)), .filter = insns};
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		fail(125, "sandbox init: installing the seccomp filter", strerror(errno));
+	free(insns);
+}
+
 static void reaper(void) {
 	fcntl(3, F_SETFD, FD_CLOEXEC);
 	fcntl(4, F_SETFD, FD_CLOEXEC);
 	readconfig();
-	if (strcmp(field(), "AXI1") != 0) fail(125, "sandbox init", "unknown config version");
+	if (strcmp(field(), "AXI2") != 0) fail(125, "sandbox init", "unknown config version");
+	install_seccomp();
 	int tty = strcmp(field(), "1") == 0;
 	long argc = number();
 	if (argc < 1 || argc > 1 << 20) fail(125, "sandbox init", "nothing to run");

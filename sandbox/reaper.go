@@ -27,18 +27,25 @@ func cInitPath() string { return C.GoString(C.agentexec_init_path()) }
 
 // initConfig is what Run sends the reaper on fd 4.
 type initConfig struct {
-	Argv  []string
-	TTY   bool
-	Files map[string][]byte
+	// Seccomp is the filter as classic BPF (struct sock_filter[]), which
+	// the reaper installs before anything else; it refuses to go on
+	// without one.
+	Seccomp []byte
+	Argv    []string
+	TTY     bool
+	Files   map[string][]byte
 }
 
 // encode writes the config in reaper.c's format: NUL-terminated fields
-// "AXI1", the tty flag, argc, argv..., the number of files, then for each
-// file its path, its size and its bytes.
+// "AXI2", the size of the seccomp program and its bytes, the tty flag,
+// argc, argv..., the number of files, then for each file its path, its
+// size and its bytes.
 func (c initConfig) encode() []byte {
 	var b bytes.Buffer
 	f := func(s string) { b.WriteString(s); b.WriteByte(0) }
-	f("AXI1")
+	f("AXI2")
+	f(strconv.Itoa(len(c.Seccomp)))
+	b.Write(c.Seccomp)
 	if c.TTY {
 		f("1")
 	} else {

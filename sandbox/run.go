@@ -195,6 +195,10 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		// Loopback only, like the one the init would make.
 		spec.NetNS = fdPath(ahead.netns)
 	}
+	filter, err := seccompFilter()
+	if err != nil {
+		return res, &SetupError{Phase: "prepare", Err: fmt.Errorf("seccomp filter: %w", err)}
+	}
 	cfg := buildConfig(id, rootfs, spec, ident, v, lim, cg)
 	ph.mark("prepare")
 
@@ -247,7 +251,7 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		}
 	}
 	go func() {
-		_, _ = r.cfgW.Write(initConfig{Argv: spec.Argv, TTY: spec.TTY, Files: spec.Files}.encode())
+		_, _ = r.cfgW.Write(initConfig{Seccomp: filter, Argv: spec.Argv, TTY: spec.TTY, Files: spec.Files}.encode())
 		r.cfgW.Close()
 	}()
 

@@ -737,3 +737,55 @@ func TestRunSameWriterForBoth(t *testing.T) {
 		t.Errorf("got %q, want %q: both streams, in order, nothing lost", out.String(), want)
 	}
 }
+
+// TestRunRefusesWithoutSeccompFilter: the container's PID 1 installs the
+// seccomp filter agentexec compiled before it acts on anything else, and
+// with no filter, or one the kernel refuses, nothing runs: the run ends
+// with 125 and the command's file is never written.
+func TestRunRefusesWithoutSeccompFilter(t *testing.T) {
+	needContainers(t)
+	good, err := seccompFilter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(good) == 0 || len(good)%8 != 0 {
+		t.Fatalf("compiled filter is %d bytes, want a non-empty whole number of 8-byte instructions", len(good))
+	}
+	orig := seccompFilter
+	t.Cleanup(func() { seccompFilter = orig })
+	for name, prog := range map[string][]byte{
+		"empty":             nil,
+		"not instructions":  good[:len(good)-3],
+		"refused by kernel": make([]byte, 8), // BPF_LD|BPF_W|BPF_ABS at 0 and no return
+	} {
+		t.Run(name, func(t *testing.T) {
+			seccompFilter = func() ([]byte, error) { return prog, nil }
+			ws := t.TempDir()
+			var errb bytes.Buffer
+			res, err := Run(context.Background(), Spec{Argv: []string{"touch", filepath.Join(ws, "ran")}, Env: testEnv, Workspace: ws, Stderr: &errb})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.ExitCode != 125 {
+				t.Errorf("got exit %d, want 125 (stderr %q)", res.ExitCode, errb.String())
+			}
+			if !strings.Contains(errb.String(), "seccomp") {
+				t.Errorf("got stderr %q, want it to name the seccomp filter", errb.String())
+			}
+			if _, err := os.Stat(filepath.Join(ws, "ran")); err == nil {
+				t.Error("the command ran")
+			}
+		})
+	}
+	seccompFilter = orig
+	// And with the real filter the same command runs, under it.
+	ws := t.TempDir()
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Spec{Argv: []string{"sh", "-c", "touch ran; grep Seccomp: /proc/self/status"}, Env: testEnv, Workspace: ws, Stdout: &out})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run: exit %d, %v", res.ExitCode, err)
+	}
+	if !strings.Contains(out.String(), "Seccomp:\t2") {
+		t.Errorf("got %q, want the command in seccomp filter mode (2)", out.String())
+	}
+}

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"sync"
+
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +35,15 @@ var nsCloneFlags = []uint64{
 	unix.CLONE_NEWNS, unix.CLONE_NEWUTS, unix.CLONE_NEWIPC, unix.CLONE_NEWUSER,
 	unix.CLONE_NEWPID, unix.CLONE_NEWNET, unix.CLONE_NEWCGROUP,
 }
+
+// seccompFilter is seccompConfig compiled to BPF, once per process; Prewarm
+// starts it in the background. The container's PID 1 (reaper.c) installs
+// it, so libcontainer's init neither decodes the 63 rules nor compiles them
+// for every container, on the way to the command.
+var compiledSeccomp = sync.OnceValues(func() ([]byte, error) { return compileSeccomp(seccompConfig()) })
+
+// seccompFilter is what Run sends; a test swaps it to check the refusal.
+var seccompFilter = compiledSeccomp
 
 func errnoPtr(e unix.Errno) *uint { v := uint(e); return &v }
 
