@@ -260,8 +260,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (Result, error) {
 
 	if e.Sandbox != nil && e.GatedRunner {
 		// Start the kernel's slow part of joining cgroups now, while the
-		// policy decides (sandbox.Prewarm).
+		// policy decides (sandbox.Prewarm); undo what no container took.
 		sandbox.Prewarm()
+		defer sandbox.ReleaseAhead()
 	}
 
 	// 1. Decide.

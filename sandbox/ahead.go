@@ -47,14 +47,23 @@ func (a *ahead[T]) start(build func() T) {
 // take returns the one under way (waiting for it) or, when there is none
 // (another Run took it), builds one now.
 func (a *ahead[T]) take(build func() T) T {
+	if v, ok := a.drop(); ok {
+		return v
+	}
+	return build()
+}
+
+// drop takes the one under way, if there is one, waiting for it.
+func (a *ahead[T]) drop() (T, bool) {
 	a.mu.Lock()
 	ch := a.ch
 	a.ch = nil
 	a.mu.Unlock()
 	if ch == nil {
-		return build()
+		var zero T
+		return zero, false
 	}
-	return <-ch
+	return <-ch, true
 }
 
 type nsFile struct {
@@ -112,6 +121,23 @@ func newGroups(ident identity) madeGroups {
 		return madeGroups{id: id}
 	}
 	return madeGroups{id, makeCgroups(cgroupConfig(id, path, false, effectiveLimits(Limits{})))}
+}
+
+// ReleaseAhead undoes what Prewarm made and no Run took: the cgroups are
+// removed and the namespaces closed. A caller whose command was refused
+// after Prewarm calls it; with nothing pending it does nothing. A Run that
+// finds nothing ahead makes what it needs itself.
+func ReleaseAhead() {
+	if g, ok := cgroupsAhead.drop(); ok {
+		for _, p := range g.made {
+			_ = os.Remove(p)
+		}
+	}
+	for _, a := range []*ahead[nsFile]{&idmapAhead, &netnsAhead} {
+		if r, ok := a.drop(); ok && r.f != nil {
+			r.f.Close()
+		}
+	}
 }
 
 // aheadSet is what one Run took. A network namespace that could not be

@@ -60,3 +60,49 @@ func TestRunUsesTheCgroupsMadeAhead(t *testing.T) {
 		t.Errorf("groups left after Run: %q", left)
 	}
 }
+
+// TestReleaseAheadRemovesWhatNoRunTook: what Prewarm made for a Run that
+// never came (a refused command) is undone: its cgroups are removed and
+// its namespace descriptors closed.
+func TestReleaseAheadRemovesWhatNoRunTook(t *testing.T) {
+	needContainers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups and namespaces are made ahead only for a root caller")
+	}
+	ReleaseAhead() // whatever another test left pending
+	if left := ourCgroups(t); len(left) != 0 {
+		t.Fatalf("groups of this process before the test: %q", left)
+	}
+	nsFDs := func() int {
+		n := 0
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && (strings.HasPrefix(l, "net:[") || strings.HasPrefix(l, "user:[")) {
+				n++
+			}
+		}
+		return n
+	}
+	before := nsFDs()
+	Prewarm()
+	g, ok := cgroupsAhead.drop()
+	if !ok || len(g.made) == 0 {
+		t.Fatal("Prewarm made no cgroups")
+	}
+	cgroupsAhead.start(func() madeGroups { return g })
+	if len(ourCgroups(t)) == 0 {
+		t.Fatal("the cgroups made ahead are not there")
+	}
+	ReleaseAhead()
+	if left := ourCgroups(t); len(left) != 0 {
+		t.Errorf("groups left after ReleaseAhead: %q", left)
+	}
+	if n := nsFDs(); n != before {
+		t.Errorf("%d namespace descriptors open after ReleaseAhead, %d before Prewarm", n, before)
+	}
+	// Nothing is pending any more: a Run now makes its own.
+	res, _, _ := sh(t, Spec{}, "true")
+	if res.ExitCode != 0 {
+		t.Errorf("Run after ReleaseAhead: exit %d", res.ExitCode)
+	}
+}

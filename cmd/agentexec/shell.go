@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agentexec/agentexec/sandbox"
 	"io"
 	"io/fs"
 	"os"
@@ -32,8 +33,15 @@ const maxScriptBytes = 128 << 10
 // is its argv[0].
 func runShell(ctx context.Context, argv0 string, inv *invocation, stdin, stdout, stderr *os.File) int {
 	if inv.mode != modeInteractive {
-		// One command: its signals are enabled while the policy decides.
+		// One command: its signals are enabled, and the parts of its
+		// container that do not depend on it are made, while the policy
+		// is loaded and decides. Whatever no container took (a refusal,
+		// an error) is undone on the way out.
 		exec.PrepareSignals()
+		if !sandbox.Inside() {
+			sandbox.Prewarm()
+			defer sandbox.ReleaseAhead()
+		}
 	}
 	env := os.Environ()
 	req, err := baseRequest(inv, env)
