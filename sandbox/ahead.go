@@ -187,6 +187,11 @@ func (s *aheadSet) close() {
 // each hierarchy is mounted more; done ahead it overlaps other work, and
 // libcontainer, finding the groups, only joins them. Run removes them if
 // libcontainer never takes them over.
+//
+// The device rules (the same for every container) are written here too,
+// by the function libcontainer's own Set calls: that Set, made while the
+// container's init waits on it, then finds nothing to change, where it
+// otherwise writes a dozen rules one by one.
 func makeCgroups(cg *cgroups.Cgroup) []string {
 	if cg.Path == "" {
 		return nil
@@ -200,6 +205,10 @@ func makeCgroups(cg *cgroups.Cgroup) []string {
 		if os.Mkdir(p, 0o755) == nil {
 			made = append(made, p)
 		}
+	}
+	if p := m.Path("devices"); p != "" && cgroups.DevicesSetV1 != nil && cg.Resources != nil {
+		// An error here is libcontainer's to report: its Set tries again.
+		_ = cgroups.DevicesSetV1(p, cg.Resources)
 	}
 	return made
 }

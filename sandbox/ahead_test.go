@@ -48,6 +48,25 @@ func TestRunUsesTheCgroupsMadeAhead(t *testing.T) {
 	if len(g.made) == 0 {
 		t.Fatal("Prewarm made no cgroups")
 	}
+	// The device rules are in place before the container joins: the
+	// allow-list, not the "a *:* rwm" a new group inherits.
+	devicesChecked := false
+	for _, p := range g.made {
+		if filepath.Base(filepath.Dir(filepath.Dir(p))) != "devices" {
+			continue
+		}
+		devicesChecked = true
+		b, err := os.ReadFile(filepath.Join(p, "devices.list"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list := string(b); strings.Contains(list, "a *:* rwm") || !strings.Contains(list, "c 1:3 rwm") {
+			t.Errorf("devices.list of the group made ahead:\n%s\nwant the allow-list (c 1:3 rwm for /dev/null, no a *:* rwm)", list)
+		}
+	}
+	if !devicesChecked {
+		t.Errorf("no devices group among those made ahead: %q", g.made)
+	}
 	cgroupsAhead.start(func() madeGroups { return g })
 	res, out, _ := sh(t, Spec{}, "cat /proc/self/cgroup")
 	if res.ExitCode != 0 {

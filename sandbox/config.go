@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/cgroups"
+	cgdevices "github.com/opencontainers/cgroups/devices/config"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
@@ -57,6 +58,16 @@ func effectiveLimits(l Limits) Limits {
 	return l
 }
 
+// devices are the nodes libcontainer's init creates in /dev. A root
+// caller's /dev is built before the init starts (rootfs.go) and bound in,
+// so the init makes none and the list would only be encoded and decoded.
+func devices(ident identity) []*cgdevices.Device {
+	if !ident.rootless {
+		return nil
+	}
+	return specconv.AllowedDevices
+}
+
 // buildConfig is the libcontainer config of one container.
 func buildConfig(id string, rootfs string, s *Spec, ident identity, v *view, lim Limits, cg *cgroups.Cgroup) *configs.Config {
 	ns := configs.Namespaces{
@@ -86,7 +97,7 @@ func buildConfig(id string, rootfs string, s *Spec, ident identity, v *view, lim
 		Capabilities:      &configs.Capabilities{},
 		NoNewPrivileges:   true,
 		Mounts:            v.mounts,
-		Devices:           specconv.AllowedDevices,
+		Devices:           devices(ident),
 		Cgroups:           cg,
 		MaskPaths: []string{
 			"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
