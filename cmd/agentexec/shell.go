@@ -37,11 +37,11 @@ func runShell(ctx context.Context, argv0 string, inv *invocation, stdin, stdout,
 		// container that do not depend on it are made, while the policy
 		// is loaded and decides. Whatever no container took (a refusal,
 		// an error) is undone on the way out.
-		exec.PrepareSignals()
 		if !sandbox.Inside() {
 			sandbox.Prewarm()
 			defer sandbox.ReleaseAhead()
 		}
+		exec.PrepareSignals()
 	}
 	env := os.Environ()
 	req, err := baseRequest(inv, env)
