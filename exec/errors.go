@@ -26,11 +26,6 @@ var ErrNoShell = errors.New("no bash found on PATH (only agentexec itself)")
 // ran.
 var ErrDenied = errors.New("denied")
 
-// ErrInterrupted means SIGINT, SIGTERM, SIGQUIT or SIGHUP arrived after
-// PrepareSignals and before the command started; nothing ran. The exit
-// code is 128 plus the signal's number, as for a command it killed.
-var ErrInterrupted = errors.New("interrupted before the command started; nothing ran")
-
 // ErrCannotRun means a step before the command (decision, credentials,
 // audit, sandbox set-up) failed, so nothing ran. Callers map it to 125.
 var ErrCannotRun = errors.New("could not run the command")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"path/filepath"
@@ -573,8 +572,12 @@ func execute(ctx context.Context, runner Runner, req *Request, spec sandbox.Spec
 	}
 	sig := captureSignals(term)
 	defer sig.stop()
-	if s, ok := sig.early.(unix.Signal); ok {
-		return Result{ExitCode: 128 + int(s)}, fmt.Errorf("%w (%v)", ErrInterrupted, s)
+	if spec.Gate != nil {
+		// The runner honours the gate: the command waits there for the
+		// capture, while the container is built.
+		spec.Gate = sig.gate(spec.Gate)
+	} else {
+		<-sig.ready
 	}
 	spec.Signals, spec.Resize = sig.forward, sig.resize
 

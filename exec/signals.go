@@ -16,85 +16,11 @@ type signals struct {
 	resize  chan sandbox.WinSize
 	winch   chan os.Signal
 	done    chan struct{}
-	// early is a terminating signal that arrived before the capture
-	// (PrepareSignals); the run stops without starting the command.
-	early os.Signal
+	// ready is closed once the signals are caught.
+	ready chan struct{}
 }
 
 var pipeOnce sync.Once
-
-// caughtSignals are the signals forwarded to the command.
-func caughtSignals() []os.Signal {
-	caught := []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGQUIT}
-	if !signal.Ignored(unix.SIGHUP) {
-		caught = append(caught, unix.SIGHUP)
-	}
-	return caught
-}
-
-// catchPipe makes a broken stdout an error to the copier, not agentexec's
-// death; the copier then closes the pipe so the command gets SIGPIPE
-// itself. Catching (not ignoring) SIGPIPE keeps the command's default.
-func catchPipe() {
-	pipeOnce.Do(func() { signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE) })
-}
-
-// early holds the signals PrepareSignals enabled until the first
-// captureSignals takes them over.
-var early struct {
-	prepare, take sync.Once
-	ready         chan struct{}
-	ch            chan os.Signal
-}
-
-// PrepareSignals enables, in the background, the signals a command's run
-// catches, so that the run does not wait for it. The runtime enables each
-// signal the first time it is caught with a round trip to a thread of its
-// own, about 1 ms for the six caught here, which would otherwise be spent
-// between the policy's decision and the container's start.
-//
-// From this call on those signals are caught. One of SIGINT, SIGTERM,
-// SIGQUIT or SIGHUP that arrives before the command is started stops the
-// run before anything is started (ErrInterrupted), as the signal's default
-// action would have. Call it once, early, in a process that runs one
-// command; not in an interactive session, which handles SIGINT itself.
-func PrepareSignals() {
-	early.prepare.Do(func() {
-		early.ready = make(chan struct{})
-		early.ch = make(chan os.Signal, 16)
-		go func() {
-			defer close(early.ready)
-			catchPipe()
-			signal.Notify(early.ch, append(caughtSignals(), unix.SIGWINCH)...)
-		}()
-	})
-}
-
-// takeEarly ends PrepareSignals' catching, once the caller has registered
-// its own channels for the same signals (so they stay enabled), and
-// returns the first terminating signal caught meanwhile. Only the first
-// call can return one.
-func takeEarly() (got os.Signal) {
-	early.prepare.Do(func() {}) // a later PrepareSignals does nothing
-	early.take.Do(func() {
-		if early.ch == nil {
-			return
-		}
-		<-early.ready
-		signal.Stop(early.ch)
-		for {
-			select {
-			case s := <-early.ch:
-				if got == nil && s != unix.SIGWINCH {
-					got = s
-				}
-			default:
-				return
-			}
-		}
-	})
-	return got
-}
 
 // captureSignals starts capturing. SIGINT, SIGTERM and SIGQUIT are always
 // captured and forwarded. Capturing them also means the command starts
@@ -107,21 +33,38 @@ func takeEarly() (got os.Signal) {
 // Without a PTY, SIGWINCH is forwarded as it is; with one, it becomes a
 // new window size for the PTY, and the kernel signals the command.
 //
-// A terminating signal caught since PrepareSignals, before this call, is
-// returned in early.
+// The runtime enables each signal the first time it is caught with a round
+// trip to a thread of its own, about 1.3 ms for the six caught here, so the
+// capture is set up in the background while the container is built; the
+// command waits for it (gate). Until it is in place, a signal has its
+// default effect on agentexec, as before any capture.
 func captureSignals(term *terminal) *signals {
-	s := &signals{forward: make(chan os.Signal, 16), done: make(chan struct{})}
-	caught := caughtSignals()
-	catchPipe()
-	defer func() { s.early = takeEarly() }()
+	s := &signals{forward: make(chan os.Signal, 16), done: make(chan struct{}), ready: make(chan struct{})}
+	caught := []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGQUIT}
+	if !signal.Ignored(unix.SIGHUP) {
+		caught = append(caught, unix.SIGHUP)
+	}
+	if term != nil {
+		s.resize = make(chan sandbox.WinSize, 1)
+		s.winch = make(chan os.Signal, 1)
+	}
+	go func() {
+		defer close(s.ready)
+		// A broken stdout must be an error to the copier, not agentexec's
+		// death; the copier then closes the pipe so the command gets
+		// SIGPIPE itself. Catching (not ignoring) SIGPIPE keeps the
+		// command's default.
+		pipeOnce.Do(func() { signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE) })
+		if term == nil {
+			signal.Notify(s.forward, append(caught, unix.SIGWINCH)...)
+			return
+		}
+		signal.Notify(s.forward, caught...)
+		signal.Notify(s.winch, unix.SIGWINCH)
+	}()
 	if term == nil {
-		signal.Notify(s.forward, append(caught, unix.SIGWINCH)...)
 		return s
 	}
-	signal.Notify(s.forward, caught...)
-	s.resize = make(chan sandbox.WinSize, 1)
-	s.winch = make(chan os.Signal, 1)
-	signal.Notify(s.winch, unix.SIGWINCH)
 	go func() {
 		for {
 			select {
@@ -140,9 +83,25 @@ func captureSignals(term *terminal) *signals {
 	return s
 }
 
+// gate returns a gate that opens once the signals are caught and, when
+// next is set, next has yielded; it yields what next yielded.
+func (s *signals) gate(next <-chan error) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		var err error
+		if next != nil {
+			err = <-next
+		}
+		<-s.ready
+		out <- err
+	}()
+	return out
+}
+
 // stop ends the capture. Signals that arrive later get agentexec's own
 // default handling again.
 func (s *signals) stop() {
+	<-s.ready
 	signal.Stop(s.forward)
 	if s.winch != nil {
 		signal.Stop(s.winch)

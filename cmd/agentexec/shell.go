@@ -32,16 +32,12 @@ const maxScriptBytes = 128 << 10
 // agentexec's own argv[0]: $0 of a shell line without NAME, as bash's $0
 // is its argv[0].
 func runShell(ctx context.Context, argv0 string, inv *invocation, stdin, stdout, stderr *os.File) int {
-	if inv.mode != modeInteractive {
-		// One command: its signals are enabled, and the parts of its
-		// container that do not depend on it are made, while the policy
-		// is loaded and decides. Whatever no container took (a refusal,
-		// an error) is undone on the way out.
-		if !sandbox.Inside() {
-			sandbox.Prewarm()
-			defer sandbox.ReleaseAhead()
-		}
-		exec.PrepareSignals()
+	if inv.mode != modeInteractive && !sandbox.Inside() {
+		// One command: the parts of its container that do not depend on
+		// it are made while the policy is loaded and decides. Whatever no
+		// container took (a refusal, an error) is undone on the way out.
+		sandbox.Prewarm()
+		defer sandbox.ReleaseAhead()
 	}
 	env := os.Environ()
 	req, err := baseRequest(inv, env)
@@ -103,7 +99,7 @@ func finish(stderr io.Writer, res exec.Result, err error) int {
 		return res.ExitCode
 	}
 	code := report(stderr, err)
-	if res.Started || errors.Is(err, exec.ErrInterrupted) {
+	if res.Started {
 		return res.ExitCode
 	}
 	return code
