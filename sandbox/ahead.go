@@ -66,9 +66,21 @@ func (a *ahead[T]) drop() (T, bool) {
 	return <-ch, true
 }
 
+// nsFile is a namespace made ahead; a network namespace from the pool
+// (netpool.go) comes with its lease.
 type nsFile struct {
-	f   *os.File
-	err error
+	f     *os.File
+	lease *netLease
+	err   error
+}
+
+func (n nsFile) close() {
+	switch {
+	case n.lease != nil:
+		n.lease.close()
+	case n.f != nil:
+		n.f.Close()
+	}
 }
 
 type madeGroups struct {
@@ -100,18 +112,27 @@ func prewarmAhead() {
 		return
 	}
 	idmapAhead.start(func() nsFile { return newIdmapNS(ident) })
-	netnsAhead.start(newNetNS)
+	netnsAhead.start(func() nsFile { return newNetNS(ident) })
 	cgroupsAhead.start(func() madeGroups { return newGroups(ident) })
 }
 
 func newIdmapNS(ident identity) nsFile {
 	f, err := idmapUserns(ident.mntUID, ident.mntGID)
-	return nsFile{f, err}
+	return nsFile{f: f, err: err}
 }
 
-func newNetNS() nsFile {
+// newNetNS leases a namespace from the pool, or makes one for this
+// container alone where there is no pool to use.
+func newNetNS(ident identity) nsFile {
+	if d, err := stateDirs(ident); err == nil {
+		l, err := leaseNetNS(d.base)
+		d.release()
+		if err == nil {
+			return nsFile{f: l.ns, lease: l}
+		}
+	}
 	f, err := netns.New(nil)
-	return nsFile{f, err}
+	return nsFile{f: f, err: err}
 }
 
 func newGroups(ident identity) madeGroups {
@@ -134,8 +155,8 @@ func ReleaseAhead() {
 		}
 	}
 	for _, a := range []*ahead[nsFile]{&idmapAhead, &netnsAhead} {
-		if r, ok := a.drop(); ok && r.f != nil {
-			r.f.Close()
+		if r, ok := a.drop(); ok {
+			r.close()
 		}
 	}
 }
@@ -144,10 +165,11 @@ func ReleaseAhead() {
 // made is nil, and the container's init makes one as usual; the
 // id-mapping namespace is required (idmapErr).
 type aheadSet struct {
-	id           string
-	cgroups      []string
-	idmap, netns *os.File
-	idmapErr     error
+	id       string
+	cgroups  []string
+	idmap    *os.File
+	netns    nsFile
+	idmapErr error
 }
 
 // takeAhead takes what Prewarm made, making whatever is missing now.
@@ -164,20 +186,20 @@ func takeAhead(ident identity) *aheadSet {
 	} else {
 		s.idmapErr = r.err
 	}
-	if r := netnsAhead.take(newNetNS); r.err == nil {
-		s.netns = r.f
+	if r := netnsAhead.take(func() nsFile { return newNetNS(ident) }); r.err == nil {
+		s.netns = r
 	}
 	return s
 }
 
 // close releases the namespaces, once the container holds its own
-// references (or is gone).
+// references (or is gone). A pooled network namespace goes back to the
+// pool, so Run calls it only once the container is gone.
 func (s *aheadSet) close() {
-	for _, f := range []*os.File{s.idmap, s.netns} {
-		if f != nil {
-			f.Close()
-		}
+	if s.idmap != nil {
+		s.idmap.Close()
 	}
+	s.netns.close()
 }
 
 // makeCgroups creates, ahead of libcontainer, the container's group in

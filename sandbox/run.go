@@ -191,9 +191,9 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 			return res, &SetupError{Phase: "prepare", Err: err}
 		}
 	}
-	if spec.NetNS == "" && ahead.netns != nil {
+	if spec.NetNS == "" && ahead.netns.f != nil {
 		// Loopback only, like the one the init would make.
-		spec.NetNS = fdPath(ahead.netns)
+		spec.NetNS = fdPath(ahead.netns.f)
 	}
 	filter, err := seccompFilter()
 	if err != nil {

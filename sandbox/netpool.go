@@ -1,0 +1,125 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/agentexec/agentexec/internal/netns"
+	"golang.org/x/sys/unix"
+)
+
+// A root caller's containers take their loopback-only network namespace
+// from a pool kept on the state tmpfs (<StateRoot>/netns), one leased
+// namespace per live container. Creating a network namespace is among the
+// dearest steps of a start (about 1 ms in unshare, and the kernel spends
+// as much again tearing it down after the run, on the CPUs the next
+// command needs); a pooled one costs an open and a lock. Measured,
+// interleaved, 300 runs each: 29.28 ms against 30.02 ms per command.
+//
+// Reuse is safe because nothing a command can do survives it there:
+//
+//   - the namespace belongs to the host's user namespace, where the
+//     command holds no capability, so it cannot add an interface, an
+//     address, a route, a firewall rule or change a sysctl of it;
+//   - what it can create there (sockets, abstract unix sockets) belongs
+//     to its processes, and every process of a container is dead before
+//     the lease is given back (the container's pid namespace is gone when
+//     Run tears it down);
+//   - a lease is an exclusive flock on <n>.lock, held until then, so two
+//     live containers never share a namespace, and a killed agentexec
+//     gives its slot back with its descriptors.
+//
+// What a command sees is what it saw in a fresh one: loopback up, nothing
+// listening. A slot that is not a network namespace (never made, or its
+// mount gone) is made anew. Outside a tmpfs (a mount over it would hide
+// the slots' mounts) or with all slots leased, Run makes a fresh one.
+const netPoolSlots = 64
+
+// nsfsMagic is NSFS_MAGIC, the file system of namespace files.
+const nsfsMagic = 0x6e736673
+
+// netLease is a pooled network namespace held for one container.
+type netLease struct {
+	ns   *os.File // the namespace
+	lock *os.File // <n>.lock, flocked; closing it gives the slot back
+}
+
+func (l *netLease) close() {
+	l.ns.Close()
+	l.lock.Close()
+}
+
+// leaseNetNS takes a free slot of the pool under base, making its
+// namespace if it has none. errNoPool says the pool cannot be used here;
+// the caller then makes a namespace of its own.
+func leaseNetNS(base string) (*netLease, error) {
+	dir := filepath.Join(base, "netns")
+	if !onTmpfsPath(base) {
+		return nil, errNoPool
+	}
+	if err := ownedDir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	for n := range netPoolSlots {
+		slot := filepath.Join(dir, strconv.Itoa(n))
+		lock, err := os.OpenFile(slot+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("network namespace pool: %w", err)
+		}
+		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			lock.Close()
+			continue // leased by a live container
+		}
+		ns, err := openPooledNetNS(slot)
+		if err != nil {
+			ns, err = fillSlot(slot)
+		}
+		if err != nil {
+			lock.Close()
+			return nil, err
+		}
+		return &netLease{ns: ns, lock: lock}, nil
+	}
+	return nil, errNoPool
+}
+
+var errNoPool = errors.New("no network namespace pool here")
+
+// openPooledNetNS opens slot if it is a network namespace.
+func openPooledNetNS(slot string) (*os.File, error) {
+	f, err := os.OpenFile(slot, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil || st.Type != nsfsMagic {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a namespace", slot)
+	}
+	if t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a network namespace", slot)
+	}
+	return f, nil
+}
+
+// fillSlot makes a loopback-only namespace and binds it at slot, whose
+// lock the caller holds.
+func fillSlot(slot string) (*os.File, error) {
+	ns, err := netns.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	// Whatever is at slot (an empty file, a stale mount) is replaced.
+	_ = unix.Unmount(slot, unix.MNT_DETACH)
+	if f, err := os.OpenFile(slot, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
+		f.Close()
+	}
+	// If the bind fails the namespace is still this container's, just not
+	// kept: the slot is filled again next time.
+	_ = unix.Mount(fdPath(ns), slot, "", unix.MS_BIND, "")
+	return ns, nil
+}

@@ -1,0 +1,124 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// nsID names the namespace f is, as readlink of /proc/PID/ns/* does (a
+// slot opened by its path reads back as the path).
+func nsID(t *testing.T, f *os.File) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("net:[%d]", st.Ino)
+}
+
+// TestNetNSPoolLeases: a lease is exclusive while held, a slot given back
+// is leased again with the same namespace, a slot whose namespace is gone
+// is filled anew, and there is no pool off a tmpfs.
+func TestNetNSPoolLeases(t *testing.T) {
+	needContainers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the network namespace pool is a root caller's")
+	}
+	base := t.TempDir()
+	if !onTmpfsPath(base) {
+		if _, err := leaseNetNS(base); !errors.Is(err, errNoPool) {
+			t.Fatalf("off a tmpfs: got %v, want errNoPool", err)
+		}
+	}
+	if err := unix.Mount("tmpfs", base, "tmpfs", 0, "mode=0711"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(base, unix.MNT_DETACH) })
+
+	a, err := leaseNetNS(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := leaseNetNS(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Readlink("/proc/self/ns/net")
+	idA, idB := nsID(t, a.ns), nsID(t, b.ns)
+	if idA == idB || idA == host || idB == host || !strings.HasPrefix(idA, "net:[") {
+		t.Fatalf("two live leases got %s and %s (host %s); want two namespaces of their own", idA, idB, host)
+	}
+	a.close()
+	c, err := leaseNetNS(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nsID(t, c.ns); got != idA {
+		t.Errorf("a slot given back was leased with %s, want its namespace %s again", got, idA)
+	}
+	c.close()
+	// The slot's namespace disappears (its mount is gone): it is refilled.
+	slot := filepath.Join(base, "netns", "0")
+	if err := unix.Unmount(slot, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	d, err := leaseNetNS(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nsID(t, d.ns); got == idA || got == idB || !strings.HasPrefix(got, "net:[") {
+		t.Errorf("refilled slot has %s; want a new network namespace", got)
+	}
+	if _, err := openPooledNetNS(slot); err != nil {
+		t.Errorf("refilled slot: %v", err)
+	}
+	d.close()
+	b.close()
+}
+
+// TestNetNSPoolReuseLeavesNothing: two runs in a row share the pooled
+// namespace, and the second finds nothing of the first: its listener,
+// and the process holding it, are gone, and the port is free.
+func TestNetNSPoolReuseLeavesNothing(t *testing.T) {
+	needContainers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the network namespace pool is a root caller's")
+	}
+	ReleaseAhead() // take the namespace from the pool, not a pending one
+	ws := t.TempDir()
+	var first, second bytes.Buffer
+	res, err := Run(context.Background(), Spec{Argv: []string{"sh", "-c",
+		`readlink /proc/self/ns/net
+python3 -c 'import socket,os,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0); s.bind(("127.0.0.1", 47613)); s.listen()
+if os.fork(): os._exit(0)
+time.sleep(600)'`}, Env: testEnv, Workspace: ws, Stdout: &first})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("first run: exit %d, %v", res.ExitCode, err)
+	}
+	ReleaseAhead()
+	res, err = Run(context.Background(), Spec{Argv: []string{"sh", "-c",
+		`readlink /proc/self/ns/net; grep -c " 0A " /proc/net/tcp
+python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 47613)); s.listen(); print("port free")'`}, Env: testEnv, Workspace: ws, Stdout: &second})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("second run: exit %d, %v (%q)", res.ExitCode, err, second.String())
+	}
+	f1, f2 := strings.Fields(first.String()), strings.Fields(second.String())
+	if len(f1) != 1 || len(f2) < 3 {
+		t.Fatalf("got %q then %q", first.String(), second.String())
+	}
+	if f1[0] != f2[0] {
+		t.Fatalf("the runs had namespaces %s and %s; want the pooled one twice", f1[0], f2[0])
+	}
+	if f2[1] != "0" || strings.Join(f2[2:], " ") != "port free" {
+		t.Errorf("second run saw %q; want no listener and the port free", second.String())
+	}
+}
