@@ -109,8 +109,10 @@ func TestKernelMount(t *testing.T) {
 }
 
 // /dev, made outside the container, works as libcontainer's would: the
-// allowed device nodes, a private devpts whose ptmx the sandbox user can
-// open, a writable shm, the usual links; and no other host device.
+// allowed device nodes (made, with the host's numbers and modes, owned by
+// the container's root, not removable by the command), a private devpts
+// whose ptmx the sandbox user can open, a writable shm, the usual links;
+// and no other host device.
 func TestRunDev(t *testing.T) {
 	needContainers(t)
 	script := `set -e
@@ -122,13 +124,18 @@ readlink /dev/ptmx /dev/fd /dev/stdin
 python3 -c 'import os, pty; m, s = pty.openpty(); print(os.ttyname(s))'
 ls /dev/pts | wc -l
 for d in /dev/sda /dev/vda /dev/mem /dev/kmsg /dev/console; do test -e $d && echo "host device $d"; done
+stat -c '%n %F %t:%T %a %U' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty
+rm -f /dev/null 2>/dev/null && echo "removed /dev/null"
 true`
 	res, out, errOut := sh(t, Spec{}, script)
 	if res.ExitCode != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, out, errOut)
 	}
-	want := "16\nshm\npts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/dev/pts/0\n"
-	if !strings.HasPrefix(out, want) || strings.Contains(out, "host device") {
+	want := "16\nshm\npts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/dev/pts/0\n1\n" +
+		"/dev/null character special file 1:3 666 root\n/dev/zero character special file 1:5 666 root\n" +
+		"/dev/full character special file 1:7 666 root\n/dev/random character special file 1:8 666 root\n" +
+		"/dev/urandom character special file 1:9 666 root\n/dev/tty character special file 5:0 666 root\n"
+	if out != want {
 		t.Errorf("stdout:\n%s\nwant it to start with:\n%s", out, want)
 	}
 }
