@@ -34,8 +34,10 @@ import (
 //
 // What a command sees is what it saw in a fresh one: loopback up, nothing
 // listening. A slot that is not a network namespace (never made, or its
-// mount gone) is made anew. Outside a tmpfs (a mount over it would hide
-// the slots' mounts) or with all slots leased, Run makes a fresh one.
+// mount gone) is made anew. With all slots leased, Run makes a fresh one.
+// Before the state tmpfs is mounted over a StateRoot on disk
+// (runtimeTmpfs), which happens only while no run is live, the slots'
+// mounts are taken down, so none is left hidden under it.
 const netPoolSlots = 64
 
 // nsfsMagic is NSFS_MAGIC, the file system of namespace files.
@@ -57,9 +59,6 @@ func (l *netLease) close() {
 // the caller then makes a namespace of its own.
 func leaseNetNS(base string) (*netLease, error) {
 	dir := filepath.Join(base, "netns")
-	if !onTmpfsPath(base) {
-		return nil, errNoPool
-	}
 	if err := ownedDir(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -86,7 +85,16 @@ func leaseNetNS(base string) (*netLease, error) {
 	return nil, errNoPool
 }
 
-var errNoPool = errors.New("no network namespace pool here")
+var errNoPool = errors.New("every network namespace of the pool is leased")
+
+// unmountPool takes down the slots' mounts under base; runtimeTmpfs calls
+// it, holding the state root's exclusive lock, so none is leased.
+func unmountPool(base string) {
+	ents, _ := os.ReadDir(filepath.Join(base, "netns"))
+	for _, e := range ents {
+		_ = unix.Unmount(filepath.Join(base, "netns", e.Name()), unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	}
+}
 
 // openPooledNetNS opens slot if it is a network namespace.
 func openPooledNetNS(slot string) (*os.File, error) {

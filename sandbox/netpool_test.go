@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,22 +25,14 @@ func nsID(t *testing.T, f *os.File) string {
 
 // TestNetNSPoolLeases: a lease is exclusive while held, a slot given back
 // is leased again with the same namespace, a slot whose namespace is gone
-// is filled anew, and there is no pool off a tmpfs.
+// is filled anew, and unmountPool takes the slots' mounts down.
 func TestNetNSPoolLeases(t *testing.T) {
 	needContainers(t)
 	if os.Geteuid() != 0 {
 		t.Skip("the network namespace pool is a root caller's")
 	}
 	base := t.TempDir()
-	if !onTmpfsPath(base) {
-		if _, err := leaseNetNS(base); !errors.Is(err, errNoPool) {
-			t.Fatalf("off a tmpfs: got %v, want errNoPool", err)
-		}
-	}
-	if err := unix.Mount("tmpfs", base, "tmpfs", 0, "mode=0711"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(base, unix.MNT_DETACH) })
+	t.Cleanup(func() { unmountPool(base) })
 
 	a, err := leaseNetNS(base)
 	if err != nil {
@@ -82,6 +73,12 @@ func TestNetNSPoolLeases(t *testing.T) {
 	}
 	d.close()
 	b.close()
+	unmountPool(base)
+	for _, s := range []string{"0", "1"} {
+		if _, err := openPooledNetNS(filepath.Join(base, "netns", s)); err == nil {
+			t.Errorf("slot %s is still a namespace after unmountPool", s)
+		}
+	}
 }
 
 // TestNetNSPoolReuseLeavesNothing: two runs in a row share the pooled

@@ -101,8 +101,10 @@ func runtimeTmpfs(d dirs) (*os.File, error) {
 	if !onTmpfs(f) && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
 		if !onTmpfsPath(d.base) {
 			// Runs killed before they cleaned up left their state here; it
-			// is about to be hidden, so it goes first.
+			// is about to be hidden, so it goes first, with the network
+			// namespace pool's mounts.
 			sweep(d)
+			unmountPool(d.base)
 			_ = unix.Mount("tmpfs", d.base, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, runtimeTmpfsOpts)
 		}
 		f.Close()

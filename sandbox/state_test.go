@@ -40,13 +40,24 @@ func testDirs(base string) dirs {
 }
 
 // On disk with no run in progress, the state directory becomes a tmpfs,
-// and what a killed run left there is swept first.
+// and what a killed run left there is swept first; the network namespace
+// pool's mounts are taken down rather than hidden under it.
 func TestRuntimeTmpfsMounts(t *testing.T) {
 	base := diskDir(t)
 	d := testDirs(base)
 	stale := filepath.Join(d.rootfs, "ae-999999999-dead")
 	if err := os.MkdirAll(stale, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	lease, err := leaseNetNS(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease.close()
+	slot := filepath.Join(base, "netns", "0")
+	t.Cleanup(func() { _ = unix.Unmount(slot, unix.MNT_DETACH) })
+	if _, err := openPooledNetNS(slot); err != nil {
+		t.Fatalf("pool slot before the tmpfs: %v", err)
 	}
 	lock, err := runtimeTmpfs(d)
 	if err != nil {
@@ -66,6 +77,9 @@ func TestRuntimeTmpfsMounts(t *testing.T) {
 	if err := unix.Unmount(base, 0); err == nil {
 		if _, err := os.Stat(stale); err == nil {
 			t.Error("the killed run's rootfs was hidden, not swept")
+		}
+		if _, err := openPooledNetNS(slot); err == nil {
+			t.Error("the pool's namespace mount was hidden under the tmpfs, not taken down")
 		}
 	} else {
 		t.Errorf("unmounting: %v", err)
