@@ -211,9 +211,15 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		}
 		return res, &SetupError{Phase: "create", Err: err}
 	}
+	var r *running
 	defer func() {
-		// Destroy kills what is left and removes the state dir and cgroups.
-		_ = c.Signal(unix.SIGKILL)
+		// Destroy removes the state dir and cgroups, but refuses while the
+		// init lives: a run that did not reap it kills it first. (When it
+		// was reaped, its pid namespace, and every process in it, is gone;
+		// the signal would only cost libcontainer a status check.)
+		if r == nil || r.state == nil {
+			_ = c.Signal(unix.SIGKILL)
+		}
 		if derr := c.Destroy(); derr != nil && err == nil && res.ExitCode == 0 {
 			err = &SetupError{Phase: "destroy", Err: derr}
 		}
@@ -227,7 +233,7 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		// container's state.
 		return res, &SetupError{Phase: "start", Err: err}
 	}
-	r, err := start(ctx, c, spec, ident)
+	r, err = start(ctx, c, spec, ident)
 	if err != nil {
 		return res, &SetupError{Phase: "start", Err: err}
 	}
