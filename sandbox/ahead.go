@@ -116,7 +116,16 @@ func prewarmAhead() {
 	cgroupsAhead.start(func() madeGroups { return newGroups(ident) })
 }
 
+// newIdmapNS opens the kept id-mapping namespace (netpool.go), or makes
+// one for this container alone where it cannot be kept.
 func newIdmapNS(ident identity) nsFile {
+	if d, err := stateDirs(ident); err == nil {
+		f, err := keptIdmapUserns(d.base, ident.mntUID, ident.mntGID)
+		d.release()
+		if err == nil {
+			return nsFile{f: f}
+		}
+	}
 	f, err := idmapUserns(ident.mntUID, ident.mntGID)
 	return nsFile{f: f, err: err}
 }

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/agentexec/agentexec/internal/netns"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,31 +90,22 @@ func leaseNetNS(base string) (*netLease, error) {
 
 var errNoPool = errors.New("every network namespace of the pool is leased")
 
-// unmountPool takes down the slots' mounts under base; runtimeTmpfs calls
-// it, holding the state root's exclusive lock, so none is leased.
+// unmountPool takes down the mounts of the kept namespaces under base (the
+// network namespace pool's slots, the id-mapping user namespaces);
+// runtimeTmpfs calls it, holding the state root's exclusive lock, so none
+// is in use.
 func unmountPool(base string) {
-	ents, _ := os.ReadDir(filepath.Join(base, "netns"))
-	for _, e := range ents {
-		_ = unix.Unmount(filepath.Join(base, "netns", e.Name()), unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	for _, sub := range []string{"netns", "userns"} {
+		ents, _ := os.ReadDir(filepath.Join(base, sub))
+		for _, e := range ents {
+			_ = unix.Unmount(filepath.Join(base, sub, e.Name()), unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		}
 	}
 }
 
 // openPooledNetNS opens slot if it is a network namespace.
 func openPooledNetNS(slot string) (*os.File, error) {
-	f, err := os.OpenFile(slot, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil || st.Type != nsfsMagic {
-		f.Close()
-		return nil, fmt.Errorf("%s is not a namespace", slot)
-	}
-	if t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
-		f.Close()
-		return nil, fmt.Errorf("%s is not a network namespace", slot)
-	}
-	return f, nil
+	return openKeptNS(slot, unix.CLONE_NEWNET)
 }
 
 // fillSlot makes a loopback-only namespace and binds it at slot, whose
@@ -130,4 +124,64 @@ func fillSlot(slot string) (*os.File, error) {
 	// kept: the slot is filled again next time.
 	_ = unix.Mount(fdPath(ns), slot, "", unix.MS_BIND, "")
 	return ns, nil
+}
+
+// The user namespace that holds a root caller's idmapped-mount mapping is
+// the same for every container (the mapping depends only on the caller's
+// ids, identity.go) and only ever read, by the kernel, as the mounts' id
+// mapping: no process runs in it. One is therefore kept, bound at
+// <StateRoot>/userns/idmap-<hash of the mapping>, and shared by every
+// container, where each used to make its own (a clone, two map writes and
+// a kill: about 0.5 ms on the way to the container's start).
+func keptIdmapUserns(base string, uidMap, gidMap []configs.IDMap) (*os.File, error) {
+	dir := filepath.Join(base, "userns")
+	if err := ownedDir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(formatIDMap(uidMap) + "|" + formatIDMap(gidMap)))
+	path := filepath.Join(dir, "idmap-"+hex.EncodeToString(sum[:8]))
+	if f, err := openKeptNS(path, unix.CLONE_NEWUSER); err == nil {
+		return f, nil
+	}
+	// Made under a lock, so that two runs do not both bind one there.
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, err
+	}
+	if f, err := openKeptNS(path, unix.CLONE_NEWUSER); err == nil {
+		return f, nil
+	}
+	ns, err := idmapUserns(uidMap, gidMap)
+	if err != nil {
+		return nil, err
+	}
+	_ = unix.Unmount(path, unix.MNT_DETACH)
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
+		f.Close()
+	}
+	// If the bind fails the namespace still serves this container.
+	_ = unix.Mount(fdPath(ns), path, "", unix.MS_BIND, "")
+	return ns, nil
+}
+
+// openKeptNS opens path if it is a namespace of the given type.
+func openKeptNS(path string, nsType int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil || st.Type != nsfsMagic {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a namespace", path)
+	}
+	if t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE); err != nil || t != nsType {
+		f.Close()
+		return nil, fmt.Errorf("%s is not the namespace wanted", path)
+	}
+	return f, nil
 }

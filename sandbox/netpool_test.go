@@ -119,3 +119,48 @@ python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 47613)); s.li
 		t.Errorf("second run saw %q; want no listener and the port free", second.String())
 	}
 }
+
+// TestKeptIdmapUserns: the id-mapping user namespace is made once per
+// mapping and shared; another mapping gets its own; unmountPool takes
+// them down.
+func TestKeptIdmapUserns(t *testing.T) {
+	needContainers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("idmapped mounts are a root caller's")
+	}
+	base := t.TempDir()
+	t.Cleanup(func() { unmountPool(base) })
+	ident := currentIdentity()
+	a, err := keptIdmapUserns(base, ident.mntUID, ident.mntGID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := keptIdmapUserns(base, ident.mntUID, ident.mntGID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if nsID(t, a) != nsID(t, b) {
+		t.Errorf("the same mapping got namespaces %s and %s; want one, kept", nsID(t, a), nsID(t, b))
+	}
+	other := swapMap(5, sandboxUID)
+	c, err := keptIdmapUserns(base, other, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if nsID(t, c) == nsID(t, a) {
+		t.Error("another mapping got the same namespace")
+	}
+	if typ, err := unix.IoctlRetInt(int(c.Fd()), unix.NS_GET_NSTYPE); err != nil || typ != unix.CLONE_NEWUSER {
+		t.Errorf("kept namespace type %#x (%v), want a user namespace", typ, err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(base, "userns"))
+	unmountPool(base)
+	for _, e := range ents {
+		if _, err := openKeptNS(filepath.Join(base, "userns", e.Name()), unix.CLONE_NEWUSER); err == nil {
+			t.Errorf("%s is still a namespace after unmountPool", e.Name())
+		}
+	}
+}
