@@ -83,9 +83,14 @@ func (n nsFile) close() {
 	}
 }
 
+// madeGroups are a container's cgroups made ahead: its own (made, removed
+// by libcontainer with the container) or a pool slot's (path and lease,
+// cgpool.go; kept).
 type madeGroups struct {
-	id   string
-	made []string
+	id    string
+	made  []string
+	path  string
+	lease *os.File
 }
 
 var (
@@ -150,7 +155,14 @@ func newGroups(ident identity) madeGroups {
 	if err != nil {
 		return madeGroups{id: id}
 	}
-	return madeGroups{id, makeCgroups(cgroupConfig(id, path, false, effectiveLimits(Limits{})))}
+	if d, err := stateDirs(ident); err == nil {
+		g, err := leaseCgroups(d.base, id)
+		d.release()
+		if err == nil {
+			return g
+		}
+	}
+	return madeGroups{id: id, made: makeCgroups(cgroupConfig(id, path, false, effectiveLimits(Limits{})))}
 }
 
 // ReleaseAhead undoes what Prewarm made and no Run took: the cgroups are
@@ -161,6 +173,9 @@ func ReleaseAhead() {
 	if g, ok := cgroupsAhead.drop(); ok {
 		for _, p := range g.made {
 			_ = os.Remove(p)
+		}
+		if g.lease != nil {
+			g.lease.Close()
 		}
 	}
 	for _, a := range []*ahead[nsFile]{&idmapAhead, &netnsAhead} {
@@ -176,6 +191,8 @@ func ReleaseAhead() {
 type aheadSet struct {
 	id       string
 	cgroups  []string
+	cgPath   string   // a pool slot's cgroup path, or ""
+	cgLease  *os.File // the slot's lease
 	idmap    *os.File
 	netns    nsFile
 	idmapErr error
@@ -189,7 +206,7 @@ func takeAhead(ident identity) *aheadSet {
 		return s
 	}
 	g := cgroupsAhead.take(func() madeGroups { return newGroups(ident) })
-	s.id, s.cgroups = g.id, g.made
+	s.id, s.cgroups, s.cgPath, s.cgLease = g.id, g.made, g.path, g.lease
 	if r := idmapAhead.take(func() nsFile { return newIdmapNS(ident) }); r.err == nil {
 		s.idmap = r.f
 	} else {
@@ -209,6 +226,9 @@ func (s *aheadSet) close() {
 		s.idmap.Close()
 	}
 	s.netns.close()
+	if s.cgLease != nil {
+		s.cgLease.Close()
+	}
 }
 
 // makeCgroups creates, ahead of libcontainer, the container's group in

@@ -154,6 +154,9 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 	if err != nil {
 		return res, &SetupError{Phase: "prepare", Err: err}
 	}
+	if ahead.cgPath != "" {
+		cgPath = ahead.cgPath // a pool slot (cgpool.go)
+	}
 	cg := cgroupConfig(id, cgPath, ident.rootless, lim)
 	self, err := os.Executable()
 	if err != nil {
@@ -217,10 +220,22 @@ func run(ctx context.Context, s Spec, handoff func(Result)) (res Result, err err
 		// init lives: a run that did not reap it kills it first. (When it
 		// was reaped, its pid namespace, and every process in it, is gone;
 		// the signal would only cost libcontainer a status check.)
-		if r == nil || r.state == nil {
+		reaped := r != nil && r.state != nil
+		if !reaped {
 			_ = c.Signal(unix.SIGKILL)
 		}
-		if derr := c.Destroy(); derr != nil && err == nil && res.ExitCode == 0 {
+		var derr error
+		if reaped && ahead.cgPath != "" {
+			// A pool slot's groups stay for the next container: of what
+			// Destroy does for a stopped container with its own pid
+			// namespace, only the state remains to remove.
+			derr = os.RemoveAll(filepath.Join(dirs.state, id))
+		} else {
+			// Its groups too, a pool slot's included (made again when
+			// next leased): an init not reaped may still be in them.
+			derr = c.Destroy()
+		}
+		if derr != nil && err == nil && res.ExitCode == 0 {
 			err = &SetupError{Phase: "destroy", Err: derr}
 		}
 		ph.mark("destroy")

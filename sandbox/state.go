@@ -243,7 +243,12 @@ func sweep(d dirs) {
 			if st, err := c.Status(); err == nil && st != libcontainer.Stopped {
 				_ = c.Signal(unix.SIGKILL)
 			}
-			_ = c.Destroy()
+			// A pool slot's groups are left to the pool: another live
+			// container may hold the slot by now, and a lease checks that
+			// the groups are empty.
+			if cfg := c.Config(); cfg.Cgroups == nil || !isPoolPath(cfg.Cgroups.Path) {
+				_ = c.Destroy()
+			}
 		}
 		_ = os.RemoveAll(filepath.Join(d.state, e.Name()))
 	}

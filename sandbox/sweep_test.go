@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -57,6 +58,20 @@ func TestSweepAfterKill(t *testing.T) {
 	if len(leftovers()) == 0 {
 		t.Fatal("the killed run left nothing behind; the test proves nothing")
 	}
+	// The killed run's cgroups are a pool slot's: the sweep leaves them
+	// to the pool (another live container may hold the slot), and they are
+	// empty, its processes gone with it.
+	var st struct {
+		Config struct {
+			Cgroups struct {
+				Path string `json:"path"`
+			} `json:"cgroups"`
+		} `json:"config"`
+	}
+	if b, err := os.ReadFile(filepath.Join(d.state, id, "state.json")); err != nil || json.Unmarshal(b, &st) != nil {
+		t.Fatalf("reading the killed run's state: %v", err)
+	}
+	slot := st.Config.Cgroups.Path
 	// A live run's container must survive the sweep.
 	live, err := makeRootfs(d.rootfs, "ae-"+strconv.Itoa(os.Getppid())+"-live", currentIdentity())
 	if err != nil {
@@ -73,5 +88,17 @@ func TestSweepAfterKill(t *testing.T) {
 	}
 	if pids := findProcess("sleep\x00" + arg); len(pids) != 0 {
 		t.Errorf("got the killed run's command still running: %v", pids)
+	}
+	if isPoolPath(slot) {
+		groups := slotGroups(t, slot)
+		if len(groups) == 0 {
+			t.Errorf("the sweep removed pool slot %s", slot)
+		}
+		for _, p := range groups {
+			waitFor(t, func() bool {
+				procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+				return err == nil && len(procs) == 0
+			})
+		}
 	}
 }
