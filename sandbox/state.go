@@ -245,9 +245,13 @@ func sweep(d dirs) {
 			}
 			// A pool slot's groups are left to the pool: another live
 			// container may hold the slot by now, and a lease checks that
-			// the groups are empty.
+			// the groups are empty. The sweep still waits, as Destroy's
+			// removal of the groups would, for the killed container's
+			// processes to be gone from them.
 			if cfg := c.Config(); cfg.Cgroups == nil || !isPoolPath(cfg.Cgroups.Path) {
 				_ = c.Destroy()
+			} else if st, err := c.State(); err == nil {
+				waitCgroupsEmpty(st.CgroupPaths, time.Second)
 			}
 		}
 		_ = os.RemoveAll(filepath.Join(d.state, e.Name()))
@@ -287,6 +291,21 @@ func rmdirCgroup(p string) {
 
 // ownerGone parses the owner pid out of a container id (ae-PID-RANDOM) and
 // reports whether that process no longer exists.
+// waitCgroupsEmpty waits, at most limit, until no process is left in the
+// groups.
+func waitCgroupsEmpty(paths map[string]string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, p := range paths {
+		for {
+			procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			if err != nil || len(procs) == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
 func ownerGone(id string) bool {
 	parts := strings.Split(id, "-")
 	if len(parts) != 3 || parts[0] != "ae" {

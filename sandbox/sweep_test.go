@@ -43,6 +43,21 @@ func TestSweepAfterKill(t *testing.T) {
 		}
 		return false
 	})
+	// The run's cgroups are a pool slot's: the sweep must leave them to
+	// the pool (another live container may hold the slot by then), and
+	// they must be empty, its processes gone with it. Read before the
+	// kill: any agentexec's sweep may remove the state once it is dead.
+	var st struct {
+		Config struct {
+			Cgroups struct {
+				Path string `json:"path"`
+			} `json:"cgroups"`
+		} `json:"config"`
+	}
+	if b, err := os.ReadFile(filepath.Join(d.state, id, "state.json")); err != nil || json.Unmarshal(b, &st) != nil {
+		t.Fatalf("reading the run's state: %v", err)
+	}
+	slot := st.Config.Cgroups.Path
 	cmd.Process.Kill()
 	cmd.Wait()
 
@@ -58,20 +73,6 @@ func TestSweepAfterKill(t *testing.T) {
 	if len(leftovers()) == 0 {
 		t.Fatal("the killed run left nothing behind; the test proves nothing")
 	}
-	// The killed run's cgroups are a pool slot's: the sweep leaves them
-	// to the pool (another live container may hold the slot), and they are
-	// empty, its processes gone with it.
-	var st struct {
-		Config struct {
-			Cgroups struct {
-				Path string `json:"path"`
-			} `json:"cgroups"`
-		} `json:"config"`
-	}
-	if b, err := os.ReadFile(filepath.Join(d.state, id, "state.json")); err != nil || json.Unmarshal(b, &st) != nil {
-		t.Fatalf("reading the killed run's state: %v", err)
-	}
-	slot := st.Config.Cgroups.Path
 	// A live run's container must survive the sweep.
 	live, err := makeRootfs(d.rootfs, "ae-"+strconv.Itoa(os.Getppid())+"-live", currentIdentity())
 	if err != nil {
