@@ -102,9 +102,16 @@ var (
 var pidfdOnce sync.Once
 
 func prewarmAhead() {
+	if ident := currentIdentity(); !ident.rootless {
+		cgroupsAhead.start(func() madeGroups { return newGroups(ident) })
+		idmapAhead.start(func() nsFile { return newIdmapNS(ident) })
+		netnsAhead.start(func() nsFile { return newNetNS(ident) })
+	}
 	// The first process Go starts makes it check, once, that pidfds work,
 	// by cloning a child that exits at once: libcontainer's start would
 	// otherwise wait for that probe. os.FindProcess runs the same check.
+	// It is started last: the clone holds up the goroutines queued after
+	// it, and the start needs it latest.
 	pidfdOnce.Do(func() {
 		go func() {
 			if p, err := os.FindProcess(os.Getpid()); err == nil {
@@ -112,13 +119,6 @@ func prewarmAhead() {
 			}
 		}()
 	})
-	ident := currentIdentity()
-	if ident.rootless {
-		return
-	}
-	idmapAhead.start(func() nsFile { return newIdmapNS(ident) })
-	netnsAhead.start(func() nsFile { return newNetNS(ident) })
-	cgroupsAhead.start(func() madeGroups { return newGroups(ident) })
 }
 
 // newIdmapNS opens the kept id-mapping namespace (netpool.go), or makes
