@@ -11,17 +11,21 @@ import (
 
 // Prewarm makes ahead, in the background, the parts of the next Run that
 // do not depend on its Spec, so that they overlap the caller's own work
-// (exec calls Prewarm before the policy decides):
+// (the front door calls Prewarm before it loads the policy):
 //
-//   - the container's id and its cgroup in every hierarchy (makeCgroups),
-//   - the user namespace that holds the idmapped mounts' mapping
-//     (idmapUserns: a clone and two map writes),
-//   - the container's network namespace with loopback up (internal/netns:
-//     among the dearest steps of a start, and the init would bring
-//     loopback up over netlink after it),
+//   - the container's id and its cgroups: a pool slot's (cgpool.go), or,
+//     where there is no pool, its own group in every hierarchy
+//     (makeCgroups),
+//   - the user namespace that holds the idmapped mounts' mapping: the one
+//     kept for the mapping (netpool.go), or made (idmapUserns: a clone and
+//     two map writes),
+//   - the container's network namespace with loopback up: leased from the
+//     pool (netpool.go), or made (internal/netns: among the dearest steps
+//     of a start, and the init would bring loopback up over netlink after
+//     it),
 //   - Go's one-time check that pidfds work, which clones a child.
 //
-// Each is made for one Run and taken by it; only one set waits at a time.
+// Each is taken by one Run; only one set waits at a time.
 // Only a root caller gets the cgroups and namespaces: a rootless one
 // cannot make these namespaces outside a user namespace of its own, nor
 // cgroups.
@@ -165,8 +169,9 @@ func newGroups(ident identity) madeGroups {
 	return madeGroups{id: id, made: makeCgroups(cgroupConfig(id, path, false, effectiveLimits(Limits{})))}
 }
 
-// ReleaseAhead undoes what Prewarm made and no Run took: the cgroups are
-// removed and the namespaces closed. A caller whose command was refused
+// ReleaseAhead undoes what Prewarm made and no Run took: cgroups made for
+// the container are removed, a pool slot's are given back to the pool, and
+// the namespaces are closed (a pooled one given back). A caller whose command was refused
 // after Prewarm calls it; with nothing pending it does nothing. A Run that
 // finds nothing ahead makes what it needs itself.
 func ReleaseAhead() {

@@ -28,12 +28,10 @@ import (
 // error is ignored: the attach then just waits.
 //
 // It also starts, in the background, the other parts of a Run that do not
-// depend on its Spec: the user namespace that holds the idmapped mounts'
-// mapping (idmapUserns, a clone and two map writes), the next container's
-// cgroups (makeCgroups), and its network namespace with loopback up
-// (internal/netns): creating a network namespace is among the dearest
-// steps of a container's start, and the container's init would otherwise
-// do it, then bring loopback up over netlink, on the way to the command.
+// depend on its Spec (ahead.go: the container's cgroups, the id-mapping
+// user namespace, the network namespace, most taken from pools) and the
+// compilation of the seccomp filter, once per process. A caller whose
+// command is then refused undoes them with ReleaseAhead.
 func Prewarm() {
 	prewarmAhead()
 	go func() { _, _ = compiledSeccomp() }()
