@@ -59,8 +59,10 @@ func leaseCgroups(base, id string) (madeGroups, error) {
 			if err := os.Mkdir(p, 0o755); err == nil {
 				made = true
 			} else if !os.IsExist(err) {
-				busy = true
-				break
+				// No slot would do better: the caller makes the groups
+				// its own way, which reports the error.
+				lock.Close()
+				return madeGroups{}, err
 			}
 			if procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs")); err != nil || len(bytes.TrimSpace(procs)) > 0 {
 				busy = true
