@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
@@ -122,7 +123,7 @@ func buildRoot(rootfs string, v *view, owner int, userns *os.File) ([]*configs.M
 // the container's mount namespace, bound again by its init and torn down
 // with both. A node that cannot be made is bound as before.
 func (b *rootBuilder) devices() error {
-	devFD, err := unix.Openat2(b.root, "dev", &inRoot)
+	devFD, err := openInRoot(b.root, "dev", &inRoot)
 	if err != nil {
 		return err
 	}
@@ -258,6 +259,26 @@ func (b *rootBuilder) mount(m *configs.Mount) error {
 // stay within the root, as if it were "/".
 var inRoot = unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 
+// openInRoot is openat2 under the root, tried again on EAGAIN for up to
+// a second. The kernel returns EAGAIN when a rename or a mount anywhere on
+// the host happened while it resolved a ".." under RESOLVE_IN_ROOT (it
+// cannot then prove the walk stayed inside), so concurrent container
+// starts make it fail spuriously; the lookup is repeated, as runc's own
+// path code does (internal/pathrs; it gives up after 2 ms, this after a
+// second, since a failure here refuses the command).
+func openInRoot(root int, path string, how *unix.OpenHow) (int, error) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		fd, err := unix.Openat2(root, path, how)
+		if err != unix.EAGAIN {
+			return fd, err
+		}
+		if time.Now().After(deadline) {
+			return -1, fmt.Errorf("looking up %s under the root: %w", path, err)
+		}
+	}
+}
+
 // mountpoint opens dest under the root, first creating what is missing of
 // it: directories, and an empty file at the end when file is set. What it
 // creates belongs to the container's root, as if the container had made it.
@@ -266,7 +287,7 @@ var inRoot = unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RES
 func (b *rootBuilder) mountpoint(dest string, file bool) (int, error) {
 	rel := strings.TrimPrefix(filepath.Clean(dest), "/")
 	how := inRoot
-	fd, err := unix.Openat2(b.root, rel, &how)
+	fd, err := openInRoot(b.root, rel, &how)
 	if err != unix.ENOENT {
 		return fd, err
 	}
@@ -279,7 +300,7 @@ func (b *rootBuilder) mountpoint(dest string, file bool) (int, error) {
 		// Each prefix is looked up from the root, so that a symlink on the
 		// way resolves inside it.
 		prefix := strings.Join(parts[:i+1], "/")
-		next, err := unix.Openat2(b.root, prefix, &how)
+		next, err := openInRoot(b.root, prefix, &how)
 		if err == unix.ENOENT {
 			if i == len(parts)-1 && file {
 				var f int
@@ -293,7 +314,7 @@ func (b *rootBuilder) mountpoint(dest string, file bool) (int, error) {
 				_ = unix.Fchownat(parent, name, b.owner, b.owner, unix.AT_SYMLINK_NOFOLLOW)
 			}
 			if err == nil || err == unix.EEXIST {
-				next, err = unix.Openat2(b.root, prefix, &how)
+				next, err = openInRoot(b.root, prefix, &how)
 			}
 		}
 		unix.Close(parent)

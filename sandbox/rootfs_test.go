@@ -286,3 +286,51 @@ func TestMountpointStaysInRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestMountpointUnderMountChurn: a lookup with ".." under RESOLVE_IN_ROOT
+// fails with EAGAIN when a mount changes anywhere on the host meanwhile,
+// as other containers' starts do all the time; mountpoint repeats it
+// rather than failing the start.
+func TestMountpointUnderMountChurn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	root := t.TempDir()
+	if err := os.Symlink("../../..", filepath.Join(root, "up")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	b := &rootBuilder{root: fd, owner: os.Geteuid()}
+	churn := t.TempDir()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if unix.Mount("tmpfs", churn, "tmpfs", 0, "") == nil {
+				_ = unix.Unmount(churn, unix.MNT_DETACH)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	deep := "/up" + strings.Repeat("/d/..", 20) + "/d"
+	for i := range 20000 {
+		got, err := b.mountpoint(deep, false)
+		if err != nil {
+			t.Fatalf("lookup %d: %v", i, err)
+		}
+		unix.Close(got)
+	}
+}
