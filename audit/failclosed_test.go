@@ -279,6 +279,17 @@ func TestUncommittedRecordAdopted(t *testing.T) {
 	}
 }
 
+// appendFile writes b at the end of the file p, as an interrupted append
+// leaves it.
+func appendFile(t *testing.T, p string, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	defer f.Close()
+	_, err = f.Write(b)
+	must(t, err)
+}
+
 // TestInterruptedTileGrowth: an append grows the open hash tile in place
 // and then renames it; dying between the two, or after both, leaves a log
 // that verifies, and the next append carries on from the committed hashes.
@@ -290,32 +301,20 @@ func TestInterruptedTileGrowth(t *testing.T) {
 	}{
 		{"grown, not renamed", 5, func(t *testing.T, dir string, n int) {
 			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-			must(t, err)
-			f.Write(bytes.Repeat([]byte{0xaa}, 32))
-			f.Close()
+			appendFile(t, p, bytes.Repeat([]byte{0xaa}, 32))
 		}},
 		{"grown by a torn hash", 5, func(t *testing.T, dir string, n int) {
 			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-			must(t, err)
-			f.Write([]byte{0xaa, 0xbb})
-			f.Close()
+			appendFile(t, p, []byte{0xaa, 0xbb})
 		}},
 		{"grown and renamed", 5, func(t *testing.T, dir string, n int) {
 			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-			must(t, err)
-			f.Write(bytes.Repeat([]byte{0xaa}, 32))
-			f.Close()
+			appendFile(t, p, bytes.Repeat([]byte{0xaa}, 32))
 			must(t, os.Rename(p, filepath.Join(dir, "log", hashTilePath(0, 0, n+1))))
 		}},
 		{"renamed to full", 255, func(t *testing.T, dir string, n int) {
 			p := filepath.Join(dir, "log", hashTilePath(0, 0, n))
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-			must(t, err)
-			f.Write(bytes.Repeat([]byte{0xaa}, 32))
-			f.Close()
+			appendFile(t, p, bytes.Repeat([]byte{0xaa}, 32))
 			must(t, os.Rename(p, filepath.Join(dir, "log", hashTilePath(0, 0, tileWidth))))
 		}},
 	}

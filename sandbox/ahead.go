@@ -128,12 +128,12 @@ func prewarmAhead() {
 // newIdmapNS opens the kept id-mapping namespace (netpool.go), or makes
 // one for this container alone where it cannot be kept.
 func newIdmapNS(ident identity) nsFile {
-	if d, err := stateDirs(ident); err == nil {
-		f, err := keptIdmapUserns(d.base, ident.mntUID, ident.mntGID)
-		d.release()
-		if err == nil {
-			return nsFile{f: f}
-		}
+	var f *os.File
+	if inStateRoot(ident, func(base string) (err error) {
+		f, err = keptIdmapUserns(base, ident.mntUID, ident.mntGID)
+		return err
+	}) {
+		return nsFile{f: f}
 	}
 	f, err := idmapUserns(ident.mntUID, ident.mntGID)
 	return nsFile{f: f, err: err}
@@ -142,12 +142,12 @@ func newIdmapNS(ident identity) nsFile {
 // newNetNS leases a namespace from the pool, or makes one for this
 // container alone where there is no pool to use.
 func newNetNS(ident identity) nsFile {
-	if d, err := stateDirs(ident); err == nil {
-		l, err := leaseNetNS(d.base)
-		d.release()
-		if err == nil {
-			return nsFile{f: l.ns, lease: l}
-		}
+	var l *netLease
+	if inStateRoot(ident, func(base string) (err error) {
+		l, err = leaseNetNS(base)
+		return err
+	}) {
+		return nsFile{f: l.ns, lease: l}
 	}
 	f, err := netns.New(nil)
 	return nsFile{f: f, err: err}
@@ -159,14 +159,26 @@ func newGroups(ident identity) madeGroups {
 	if err != nil {
 		return madeGroups{id: id}
 	}
-	if d, err := stateDirs(ident); err == nil {
-		g, err := leaseCgroups(d.base, id)
-		d.release()
-		if err == nil {
-			return g
-		}
+	var g madeGroups
+	if inStateRoot(ident, func(base string) (err error) {
+		g, err = leaseCgroups(base, id)
+		return err
+	}) {
+		return g
 	}
 	return madeGroups{id: id, made: makeCgroups(cgroupConfig(id, path, false, effectiveLimits(Limits{})))}
+}
+
+// inStateRoot runs take, which leases or opens something kept in the
+// state root, while holding the root's shared lock (stateDirs), so that no
+// tmpfs is mounted over it meanwhile; it reports whether take succeeded.
+func inStateRoot(ident identity, take func(base string) error) bool {
+	d, err := stateDirs(ident)
+	if err != nil {
+		return false
+	}
+	defer d.release()
+	return take(d.base) == nil
 }
 
 // ReleaseAhead undoes what Prewarm made and no Run took: cgroups made for

@@ -28,6 +28,21 @@ func ourCgroups(t *testing.T) []string {
 	return out
 }
 
+// nothingAhead starts a test of what Prewarm makes: as root (only a root
+// caller's cgroups and namespaces are made ahead), with nothing pending
+// that another test left, and no container group of this process.
+func nothingAhead(t *testing.T) {
+	t.Helper()
+	needContainers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups and namespaces are made ahead only for a root caller")
+	}
+	ReleaseAhead()
+	if left := ourCgroups(t); len(left) != 0 {
+		t.Fatalf("groups of this process before the test: %q", left)
+	}
+}
+
 // slotFree says whether the pool slot of a lease is free to take: its
 // lock can be flocked.
 func slotFree(t *testing.T, lease *os.File) bool {
@@ -59,14 +74,7 @@ func slotGroups(t *testing.T, path string) []string {
 // Run; after it they are empty and the slot is free again, and no group
 // of the container's own is left, in any hierarchy.
 func TestRunUsesThePooledCgroups(t *testing.T) {
-	needContainers(t)
-	if os.Geteuid() != 0 {
-		t.Skip("cgroups are made ahead only for a root caller")
-	}
-	ReleaseAhead() // whatever another test left pending
-	if left := ourCgroups(t); len(left) != 0 {
-		t.Fatalf("groups of this process before the test: %q", left)
-	}
+	nothingAhead(t)
 	Prewarm()
 	// Wait for the lease, then put it back for the Run to take.
 	g := cgroupsAhead.take(func() madeGroups { return madeGroups{} })
@@ -173,14 +181,7 @@ func TestCgroupPoolSkipsABusySlot(t *testing.T) {
 // never came (a refused command) is undone: its cgroup pool slot is given
 // back and its namespace descriptors closed.
 func TestReleaseAheadRemovesWhatNoRunTook(t *testing.T) {
-	needContainers(t)
-	if os.Geteuid() != 0 {
-		t.Skip("cgroups and namespaces are made ahead only for a root caller")
-	}
-	ReleaseAhead() // whatever another test left pending
-	if left := ourCgroups(t); len(left) != 0 {
-		t.Fatalf("groups of this process before the test: %q", left)
-	}
+	nothingAhead(t)
 	nsFDs := func() int {
 		n := 0
 		ents, _ := os.ReadDir("/proc/self/fd")

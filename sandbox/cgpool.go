@@ -1,15 +1,14 @@
 package sandbox
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
-	"golang.org/x/sys/unix"
 )
 
 // A root caller's containers take their cgroups from a pool as well:
@@ -39,12 +38,11 @@ func leaseCgroups(base, id string) (madeGroups, error) {
 		return madeGroups{}, err
 	}
 	for n := range cgPoolSlots {
-		lock, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(n)+".lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		lock, err := lockSlot(filepath.Join(dir, strconv.Itoa(n)+".lock"))
 		if err != nil {
 			return madeGroups{}, fmt.Errorf("cgroup pool: %w", err)
 		}
-		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-			lock.Close()
+		if lock == nil {
 			continue // leased by a live container
 		}
 		path := cgroupParent + "/pool-" + strconv.Itoa(n)
@@ -64,7 +62,7 @@ func leaseCgroups(base, id string) (madeGroups, error) {
 				lock.Close()
 				return madeGroups{}, err
 			}
-			if procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs")); err != nil || len(bytes.TrimSpace(procs)) > 0 {
+			if procs, err := os.ReadFile(filepath.Join(p, "cgroup.procs")); err != nil || len(strings.TrimSpace(string(procs))) > 0 {
 				busy = true
 				break
 			}
@@ -85,10 +83,7 @@ func leaseCgroups(base, id string) (madeGroups, error) {
 
 // isPoolPath says whether a container's cgroup path is a pool slot.
 func isPoolPath(p string) bool {
-	rest, ok := bytes.CutPrefix([]byte(p), []byte(cgroupParent+"/pool-"))
-	if !ok {
-		return false
-	}
-	_, err := strconv.Atoi(string(rest))
-	return err == nil
+	n, ok := strings.CutPrefix(p, cgroupParent+"/pool-")
+	_, err := strconv.Atoi(n)
+	return ok && err == nil
 }

@@ -67,12 +67,11 @@ func leaseNetNS(base string) (*netLease, error) {
 	}
 	for n := range netPoolSlots {
 		slot := filepath.Join(dir, strconv.Itoa(n))
-		lock, err := os.OpenFile(slot+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		lock, err := lockSlot(slot + ".lock")
 		if err != nil {
 			return nil, fmt.Errorf("network namespace pool: %w", err)
 		}
-		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-			lock.Close()
+		if lock == nil {
 			continue // leased by a live container
 		}
 		ns, err := openPooledNetNS(slot)
@@ -89,6 +88,32 @@ func leaseNetNS(base string) (*netLease, error) {
 }
 
 var errNoPool = errors.New("every network namespace of the pool is leased")
+
+// lockSlot opens a pool slot's lock file and takes it, exclusively; nil,
+// nil when a live container holds it.
+func lockSlot(path string) (*os.File, error) {
+	lock, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		lock.Close()
+		return nil, nil
+	}
+	return lock, nil
+}
+
+// keepNS binds ns at path (an empty file, made if missing), so that it
+// outlives this process; whatever was bound there before is taken down.
+// If the bind fails, ns still serves its caller, just not kept: the next
+// one makes it again.
+func keepNS(ns *os.File, path string) {
+	_ = unix.Unmount(path, unix.MNT_DETACH)
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
+		f.Close()
+	}
+	_ = unix.Mount(fdPath(ns), path, "", unix.MS_BIND, "")
+}
 
 // unmountPool takes down the mounts of the kept namespaces under base (the
 // network namespace pool's slots, the id-mapping user namespaces);
@@ -115,14 +140,7 @@ func fillSlot(slot string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Whatever is at slot (an empty file, a stale mount) is replaced.
-	_ = unix.Unmount(slot, unix.MNT_DETACH)
-	if f, err := os.OpenFile(slot, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
-		f.Close()
-	}
-	// If the bind fails the namespace is still this container's, just not
-	// kept: the slot is filled again next time.
-	_ = unix.Mount(fdPath(ns), slot, "", unix.MS_BIND, "")
+	keepNS(ns, slot)
 	return ns, nil
 }
 
@@ -159,12 +177,7 @@ func keptIdmapUserns(base string, uidMap, gidMap []configs.IDMap) (*os.File, err
 	if err != nil {
 		return nil, err
 	}
-	_ = unix.Unmount(path, unix.MNT_DETACH)
-	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
-		f.Close()
-	}
-	// If the bind fails the namespace still serves this container.
-	_ = unix.Mount(fdPath(ns), path, "", unix.MS_BIND, "")
+	keepNS(ns, path)
 	return ns, nil
 }
 

@@ -23,16 +23,24 @@ func nsID(t *testing.T, f *os.File) string {
 	return fmt.Sprintf("net:[%d]", st.Ino)
 }
 
+// poolBase is a state root of the test's own for the kept namespaces,
+// whose mounts go with the test; only root keeps namespaces.
+func poolBase(t *testing.T) string {
+	t.Helper()
+	needContainers(t)
+	if os.Geteuid() != 0 {
+		t.Skip("namespaces are kept only for a root caller")
+	}
+	base := t.TempDir()
+	t.Cleanup(func() { unmountPool(base) })
+	return base
+}
+
 // TestNetNSPoolLeases: a lease is exclusive while held, a slot given back
 // is leased again with the same namespace, a slot whose namespace is gone
 // is filled anew, and unmountPool takes the slots' mounts down.
 func TestNetNSPoolLeases(t *testing.T) {
-	needContainers(t)
-	if os.Geteuid() != 0 {
-		t.Skip("the network namespace pool is a root caller's")
-	}
-	base := t.TempDir()
-	t.Cleanup(func() { unmountPool(base) })
+	base := poolBase(t)
 
 	a, err := leaseNetNS(base)
 	if err != nil {
@@ -124,12 +132,7 @@ python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 47613)); s.li
 // mapping and shared; another mapping gets its own; unmountPool takes
 // them down.
 func TestKeptIdmapUserns(t *testing.T) {
-	needContainers(t)
-	if os.Geteuid() != 0 {
-		t.Skip("idmapped mounts are a root caller's")
-	}
-	base := t.TempDir()
-	t.Cleanup(func() { unmountPool(base) })
+	base := poolBase(t)
 	ident := currentIdentity()
 	a, err := keptIdmapUserns(base, ident.mntUID, ident.mntGID)
 	if err != nil {

@@ -233,6 +233,18 @@ touch started.%d; while [ "$(ls started.* | wc -l)" -lt %d ]; do sleep 0.01; don
 	}
 }
 
+// testBuilder is a rootBuilder over the directory root, for tests of its
+// lookups.
+func testBuilder(t *testing.T, root string) *rootBuilder {
+	t.Helper()
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return &rootBuilder{root: fd, owner: os.Geteuid()}
+}
+
 // A mount point is created and opened inside the new root whatever
 // symlinks lie on its path: an absolute link or a ".." chain resolves as
 // if the root were "/", never onto the host.
@@ -250,12 +262,7 @@ func TestMountpointStaysInRoot(t *testing.T) {
 	if err := os.Symlink("../../../..", filepath.Join(root, "up")); err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	b := &rootBuilder{root: fd, owner: os.Geteuid()}
+	b := testBuilder(t, root)
 	name := "agentexec-mountpoint-" + strconv.Itoa(os.Getpid())
 	for _, tt := range []struct {
 		dest, want string
@@ -302,12 +309,7 @@ func TestMountpointUnderMountChurn(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	b := &rootBuilder{root: fd, owner: os.Geteuid()}
+	b := testBuilder(t, root)
 	churn := t.TempDir()
 	stop := make(chan struct{})
 	done := make(chan struct{})
